@@ -1,0 +1,1 @@
+"""The Hookshelf hook executor (hookshelf.executor.v1.HookExecutorService)."""

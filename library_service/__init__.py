@@ -1,0 +1,1 @@
+"""The Hookshelf script library service (hookshelf.library.v1.ScriptLibraryService)."""

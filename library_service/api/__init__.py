@@ -1,0 +1,1 @@
+"""Thin gRPC servicer parts, one per area: unpack, call the domain, pack."""

@@ -1,0 +1,14 @@
+"""What every servicer part and background task of the library shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from library_service.store.database import Database
+from shared.settings import Settings
+
+
+@dataclass
+class LibraryContext:
+    settings: Settings
+    database: Database

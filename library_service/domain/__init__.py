@@ -1,0 +1,1 @@
+"""Library domain logic. Never imports grpc; raises shared.errors."""

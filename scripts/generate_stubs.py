@@ -1,0 +1,55 @@
+"""Regenerate the Python stubs in shared/stubs from protos/.
+
+Run as `make generate`. protoc names Python modules after the proto paths
+(`hookshelf.library.v1`); the stubs live inside the `shared` package, so the
+generated absolute imports are rewritten to `shared.stubs.hookshelf...`.
+The proto paths seen by reflection stay `hookshelf/...`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+OUT = ROOT / "shared" / "stubs"
+IMPORT = re.compile(r"^(from|import) hookshelf\.", re.MULTILINE)
+
+
+def main() -> int:
+    """Generate _pb2, _pb2_grpc and .pyi for every proto; return protoc's status."""
+    target = OUT / "hookshelf"
+    if target.exists():
+        shutil.rmtree(target)
+    protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    include = str(Path(protoc.__file__).parent / "_proto")
+    status = protoc.main(
+        [
+            "protoc",
+            f"-I{PROTOS}",
+            f"-I{include}",
+            f"--python_out={OUT}",
+            f"--grpc_python_out={OUT}",
+            f"--plugin=protoc-gen-mypy={Path(sys.executable).parent / 'protoc-gen-mypy'}",
+            f"--mypy_out={OUT}",
+            *protos,
+        ]
+    )
+    if status != 0:
+        return status
+    for path in target.rglob("*"):
+        if path.suffix in {".py", ".pyi"}:
+            text = IMPORT.sub(r"\1 shared.stubs.hookshelf.", path.read_text())
+            path.write_text(text)
+    for directory in [target, *[d for d in target.rglob("*") if d.is_dir()]]:
+        (directory / "__init__.py").touch()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Code shared by the Hookshelf services and their clients."""

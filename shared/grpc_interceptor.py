@@ -1,0 +1,143 @@
+"""Per-call concerns for every RPC of both services, in one interceptor:
+request id (bound to the log context and echoed in trailing metadata), the bearer token,
+metrics, and turning domain errors into statuses (shared.grpc_errors).
+
+Servicers stay thin: they raise domain errors and never build a status themselves.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from grpc_status import rpc_status
+from prometheus_client import Counter, Histogram
+
+from shared.errors import HookshelfError, Unauthenticated
+from shared.grpc_errors import internal_status, status_for
+
+log = structlog.get_logger("hookshelf.rpc")
+
+REQUEST_ID_KEY = "x-request-id"
+# Probes and schema discovery must work without the token.
+_OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+RPC_TOTAL = Counter(
+    "hookshelf_rpc_requests_total", "RPCs handled, by method and status code", ["method", "code"]
+)
+RPC_SECONDS = Histogram(
+    "hookshelf_rpc_duration_seconds", "RPC handling time (whole stream for streams)", ["method"]
+)
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+class _Call:
+    """Everything that happens around one call: ids, log context, auth, metrics, errors."""
+
+    def __init__(self, method: str, auth_token: str) -> None:
+        self.method = method
+        self.auth_token = auth_token
+        self.started = time.monotonic()
+        self.code = "OK"
+
+    def enter(self, context: grpc.aio.ServicerContext) -> None:
+        metadata = _metadata(context)
+        request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id, method=self.method)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        if self.auth_token and not self.method.startswith(_OPEN_SERVICES):
+            presented = metadata.get("authorization", "")
+            if not hmac.compare_digest(presented, f"Bearer {self.auth_token}"):
+                raise Unauthenticated("missing or wrong bearer token in 'authorization'")
+
+    async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
+        if isinstance(error, HookshelfError):
+            status = status_for(error)
+            log.info("rpc.rejected", reason=error.reason, error=error.message)
+        else:
+            status = internal_status()
+            log.error("rpc.internal_error", exc_info=error)
+        self.code = str(status.code)
+        await context.abort_with_status(rpc_status.to_status(status))
+
+    def leave(self) -> None:
+        RPC_TOTAL.labels(self.method, self.code).inc()
+        RPC_SECONDS.labels(self.method).observe(time.monotonic() - self.started)
+
+
+Handler = Callable[..., Any]
+
+
+class HookshelfInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps unary and server-streaming handlers (the only kinds Hookshelf has)."""
+
+    def __init__(self, auth_token: str = "") -> None:
+        self.auth_token = auth_token
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _wrap_unary(self, method: str, inner: Handler) -> Handler:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(method, self.auth_token)
+            try:
+                call.enter(context)
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:  # noqa: BLE001 - mapped, never leaked
+                await call.fail(context, error)
+            finally:
+                call.leave()
+
+        return unary
+
+    def _wrap_stream(self, method: str, inner: Handler) -> Handler:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(method, self.auth_token)
+            try:
+                call.enter(context)
+                result = inner(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:  # noqa: BLE001 - mapped, never leaked
+                await call.fail(context, error)
+            finally:
+                call.leave()
+
+        return stream

@@ -1,0 +1,121 @@
+"""Building and running a Hookshelf gRPC server: one recipe for both services.
+
+Reflection (grpcurl), grpc.health.v1 on the API port and optionally on a port of its own
+(Kubernetes probes), the interceptor, and a SIGTERM/SIGINT drain within a grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared.grpc_interceptor import HookshelfInterceptor
+
+log = structlog.get_logger("hookshelf.server")
+
+# so_reuseport=0: a port someone else holds fails loudly instead of being shared.
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+]
+
+
+class AddressInUse(RuntimeError):
+    """The listen address could not be bound."""
+
+
+@dataclass
+class RunningServer:
+    """A started server, the address it really bound, and its health servicer."""
+
+    server: grpc.aio.Server
+    address: str
+    health: health.aio.HealthServicer
+    service_names: Sequence[str]
+    health_server: grpc.aio.Server | None = None
+    health_address: str = ""
+    _stopping: bool = field(default=False, repr=False)
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new calls, let in-flight ones finish within grace, then cancel them."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
+
+
+def _bind(server: grpc.aio.Server, address: str) -> str:
+    """Bind address and return what it became (port 0 → the real port)."""
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise AddressInUse(f"cannot listen on {address}: {error}") from error
+    if address.startswith("unix:"):
+        return address
+    if port == 0:
+        raise AddressInUse(f"cannot listen on {address}")
+    host = address.rsplit(":", 1)[0]
+    return f"{host}:{port}"
+
+
+async def start_server(
+    *,
+    listen: str,
+    register: Callable[[grpc.aio.Server], None],
+    service_names: Sequence[str],
+    health_listen: str = "",
+    auth_token: str = "",
+) -> RunningServer:
+    """Create (inside the running loop), register services, bind and start."""
+    server = grpc.aio.server(
+        interceptors=[HookshelfInterceptor(auth_token)], options=SERVER_OPTIONS
+    )
+    register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    address = _bind(server, listen)
+    await server.start()
+    for name in ("", *service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningServer(server, address, health_servicer, service_names)
+    if health_listen:
+        health_server = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        running.health_address = _bind(health_server, health_listen)
+        await health_server.start()
+        running.health_server = health_server
+    log.info("server.started", address=address, health_address=running.health_address)
+    return running
+
+
+async def serve_until_signal(
+    running: RunningServer,
+    grace: float,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain within grace and run on_shutdown."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("server.draining", grace_seconds=grace)
+    await running.stop(grace)
+    if on_shutdown is not None:
+        await on_shutdown()
+    log.info("server.stopped")

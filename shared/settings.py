@@ -1,0 +1,48 @@
+"""Settings for both services and the CLI, read from HOOKSHELF_* environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob has a default that runs the embedded set-up (SQLite, local sockets)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKSHELF_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./.data"), description="Library data: files, SQLite.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite at <data_dir>/library.db."
+    )
+    library_listen: str = Field(default="127.0.0.1:50051", description="host:port or unix:path.")
+    library_health_listen: str = Field(
+        default="", description="Separate health port for probes (host:port); empty: none."
+    )
+    library_target: str = Field(default="127.0.0.1:50051", description="Where clients find it.")
+    executor_listen: str = Field(default="unix:./.data/executor.sock")
+    executor_health_listen: str = Field(default="")
+    executor_target: str = Field(default="unix:./.data/executor.sock")
+    executor_state_dir: Path = Field(default=Path("./.data/executor"))
+    executor_max_concurrent_runs: int = Field(default=256, ge=1)
+    secret_key: str = Field(default="", description="Fernet key; empty: a key file in data_dir.")
+    auth_token: str = Field(default="", description="Bearer token both sides must present.")
+    log_level: str = Field(default="INFO")
+    log_format: str = Field(default="json", description="json or console.")
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    metrics_listen: str = Field(default="", description="host:port for Prometheus; empty: off.")
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'library.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (tests, CLI flags) on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

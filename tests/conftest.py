@@ -1,0 +1,103 @@
+"""Fixtures shared by every test: real databases and real in-process servers.
+
+PostgreSQL is required, never skipped: when it cannot be reached the tests that need it
+fail with a message saying how to start it. Each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+
+from library_service.app import LibraryApp, start_library
+from shared.settings import Settings
+from shared.stubs import library_pb2_grpc
+
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "HOOKSHELF_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgres"]
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=10)
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.fail(
+            f"PostgreSQL is required at {POSTGRES_ADMIN_DSN} and could not be reached "
+            f"({error}); `make test` starts it, or run: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"hs_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin_connection()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await _admin_connection()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Every test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def library_settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        library_listen="127.0.0.1:0",
+        log_format="console",
+    )
+
+
+@dataclass
+class LibraryHandle:
+    """A real library server on a real port, and a stub talking to it."""
+
+    app: LibraryApp
+    channel: grpc.aio.Channel
+    stub: library_pb2_grpc.ScriptLibraryServiceStub
+
+    @property
+    def address(self) -> str:
+        return self.app.address
+
+    @property
+    def data_dir(self) -> Path:
+        return self.app.context.settings.data_dir
+
+
+@pytest.fixture
+async def library(library_settings: Settings) -> AsyncIterator[LibraryHandle]:
+    app = await start_library(library_settings)
+    channel = grpc.aio.insecure_channel(app.address)
+    try:
+        yield LibraryHandle(app, channel, library_pb2_grpc.ScriptLibraryServiceStub(channel))
+    finally:
+        await channel.close()
+        await app.stop(0)

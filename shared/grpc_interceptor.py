@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import structlog
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram
 
@@ -64,6 +65,8 @@ class _Call:
         if isinstance(error, HookshelfError):
             status = status_for(error)
             log.info("rpc.rejected", reason=error.reason, error=error.message)
+        elif isinstance(error, NotImplementedError):
+            status = status_pb2.Status(code=code_pb2.UNIMPLEMENTED, message="not implemented")
         else:
             status = internal_status()
             log.error("rpc.internal_error", exc_info=error)

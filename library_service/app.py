@@ -6,17 +6,21 @@ from dataclasses import dataclass
 
 import structlog
 
+from library_service.api.request_decoding import add_service
 from library_service.context import LibraryContext
+from library_service.domain.mirror import DEFAULT_SCAN_SECONDS, ScriptMirror, mirror_root
+from library_service.maintenance import install_templates
 from library_service.servicer import ScriptLibraryServicer
 from library_service.store import migrate
 from library_service.store.database import Database
 from shared.grpc_server import RunningServer, start_server
 from shared.settings import Settings
-from shared.stubs import library_pb2, library_pb2_grpc
+from shared.stubs import library_pb2
 
 log = structlog.get_logger("hookshelf.library")
 
-SERVICE_NAME = library_pb2.DESCRIPTOR.services_by_name["ScriptLibraryService"].full_name
+SERVICE = library_pb2.DESCRIPTOR.services_by_name["ScriptLibraryService"]
+SERVICE_NAME = SERVICE.full_name
 
 
 @dataclass
@@ -32,24 +36,59 @@ class LibraryApp:
 
     async def stop(self, grace: float = 0) -> None:
         await self.running.stop(grace)
+        await self.close()
+
+    async def close(self) -> None:
+        """Releases what the service holds besides the server: the mirror's scan, then
+        the database. For shutdown hooks after the server has drained."""
+        if self.context.mirror is not None:
+            await self.context.mirror.stop()
         await self.context.database.close()
 
 
-async def start_library(settings: Settings) -> LibraryApp:
-    """Bring the schema to head, then start serving on settings.library_listen."""
+async def start_library(
+    settings: Settings,
+    *,
+    mirror_enabled: bool | None = None,
+    mirror_scan_seconds: float | None = None,
+) -> LibraryApp:
+    """Bring the schema to head, resync the file mirror, then serve on
+    settings.library_listen.
+
+    The mirror runs unless ``mirror_enabled`` is False: only one replica may own it, the
+    others pass False. ``mirror_scan_seconds`` is how often it looks for edits (0: only at
+    start and on reads). Both fall back to settings of the same names when those exist,
+    then to on and DEFAULT_SCAN_SECONDS.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.effective_database_url
     await migrate.upgrade(url)
-    context = LibraryContext(settings=settings, database=Database(url))
+    database = Database(url)
+    if mirror_enabled is None:
+        mirror_enabled = bool(getattr(settings, "mirror_enabled", True))
+    if mirror_scan_seconds is None:
+        mirror_scan_seconds = float(getattr(settings, "mirror_scan_seconds", DEFAULT_SCAN_SECONDS))
+    mirror = None
+    if mirror_enabled:
+        mirror = ScriptMirror(mirror_root(settings.data_dir), database, mirror_scan_seconds)
+        await mirror.start()
+    context = LibraryContext(settings=settings, database=database, mirror=mirror)
+    # Built-in templates: installed or upgraded before serving (maintenance/install_templates).
+    if settings.install_templates:
+        await install_templates.install_at_startup(context)
     servicer = ScriptLibraryServicer(context)
-    running = await start_server(
-        listen=settings.library_listen,
-        register=lambda server: library_pb2_grpc.add_ScriptLibraryServiceServicer_to_server(
-            servicer, server
-        ),
-        service_names=[SERVICE_NAME],
-        health_listen=settings.library_health_listen,
-        auth_token=settings.auth_token,
-    )
+    try:
+        running = await start_server(
+            listen=settings.library_listen,
+            register=lambda server: add_service(server, servicer, SERVICE),
+            service_names=[SERVICE_NAME],
+            health_listen=settings.library_health_listen,
+            auth_token=settings.auth_token,
+        )
+    except BaseException:
+        if mirror is not None:
+            await mirror.stop()
+        await database.close()
+        raise
     log.info("library.started", address=running.address, data_dir=str(settings.data_dir))
     return LibraryApp(context=context, running=running)

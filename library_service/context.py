@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from library_service.domain.mirror import ScriptMirror
 from library_service.store.database import Database
 from shared.settings import Settings
 
@@ -12,3 +13,5 @@ from shared.settings import Settings
 class LibraryContext:
     settings: Settings
     database: Database
+    # The file mirror, on the one replica that owns it (DESIGN §5); None elsewhere.
+    mirror: ScriptMirror | None = None

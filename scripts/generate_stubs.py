@@ -1,13 +1,16 @@
 """Regenerate the Python stubs in shared/stubs from protos/.
 
-Run as `make generate`. protoc names Python modules after the proto paths
-(`hookshelf.library.v1`); the stubs live inside the `shared` package, so the
-generated absolute imports are rewritten to `shared.stubs.hookshelf...`.
+Run as `make generate`. `--out DIR` writes elsewhere: `make check-generated` regenerates
+into a temporary copy and diffs it against the committed tree. protoc names Python
+modules after the proto paths (`hookshelf.library.v1`); the stubs live inside the
+`shared` package, so the generated absolute imports are rewritten to
+`shared.stubs.hookshelf...`.
 The proto paths seen by reflection stay `hookshelf/...`.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import sys
@@ -21,9 +24,9 @@ OUT = ROOT / "shared" / "stubs"
 IMPORT = re.compile(r"^(from|import) hookshelf\.", re.MULTILINE)
 
 
-def main() -> int:
-    """Generate _pb2, _pb2_grpc and .pyi for every proto; return protoc's status."""
-    target = OUT / "hookshelf"
+def generate(out: Path) -> int:
+    """Generate _pb2, _pb2_grpc and .pyi for every proto into out; return protoc's status."""
+    target = out / "hookshelf"
     if target.exists():
         shutil.rmtree(target)
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
@@ -33,10 +36,10 @@ def main() -> int:
             "protoc",
             f"-I{PROTOS}",
             f"-I{include}",
-            f"--python_out={OUT}",
-            f"--grpc_python_out={OUT}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
             f"--plugin=protoc-gen-mypy={Path(sys.executable).parent / 'protoc-gen-mypy'}",
-            f"--mypy_out={OUT}",
+            f"--mypy_out={out}",
             *protos,
         ]
     )
@@ -49,6 +52,14 @@ def main() -> int:
     for directory in [target, *[d for d in target.rglob("*") if d.is_dir()]]:
         (directory / "__init__.py").touch()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="stubs root (default shared/stubs)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return generate(args.out.resolve())
 
 
 if __name__ == "__main__":

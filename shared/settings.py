@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", description="json or console.")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     metrics_listen: str = Field(default="", description="host:port for Prometheus; empty: off.")
+    install_templates: bool = Field(
+        default=True, description="Install or upgrade the built-in templates at start-up."
+    )
 
     @cached_property
     def effective_database_url(self) -> str:

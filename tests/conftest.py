@@ -72,6 +72,9 @@ def library_settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         library_listen="127.0.0.1:0",
         log_format="console",
+        # An empty library: tests of other areas count scripts. The template tests
+        # (tests/service/test_templates_*.py) start their library with templates.
+        install_templates=False,
     )
 
 

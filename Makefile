@@ -1,0 +1,53 @@
+# Hookshelf: every entry point a developer or CI needs. `make demo` and `make test` work
+# on a fresh Debian machine as root: both start with `setup`, which installs what's missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+RUFF := $(VENV)/bin/ruff
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: help setup generate check-generated lint test postgres demo bench
+
+help:
+	@echo "make setup            .venv (Python deps) and node_modules (buf); idempotent"
+	@echo "make demo             start the library service and use it with grpcurl"
+	@echo "make test             setup, make sure PostgreSQL runs, run the whole test suite"
+	@echo "make lint             buf lint, buf format --diff, ruff check"
+	@echo "make generate         regenerate shared/stubs from protos/"
+	@echo "make check-generated  fail if shared/stubs drifted from protos/"
+	@echo "make bench            library benchmarks (needs PostgreSQL)"
+
+setup:
+	@bash scripts/setup.sh
+
+generate: setup
+	$(PY) scripts/generate_stubs.py
+
+check-generated: setup
+	@bash scripts/check_generated.sh
+
+lint: setup
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+	$(RUFF) check .
+
+postgres:
+	@bash scripts/ensure_postgres.sh
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+test: setup postgres
+	@status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup postgres
+	$(PY) bench/library/bench_library.py

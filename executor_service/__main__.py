@@ -1,0 +1,30 @@
+"""`python -m executor_service`: serve until SIGTERM/SIGINT, then drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from executor_service.app import start_executor
+from shared.logging_setup import configure_logging
+from shared.settings import load_settings
+
+
+async def _main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = await start_executor(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop(settings.shutdown_grace_seconds)
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Assembling the executor: journal, cache, library, recorder, promises, server.
+
+Start-up order matters: the journal is opened (and this state dir locked) first, the
+promises left by a previous process are honoured (`Promises.recover`), and only then does
+the server take requests. Shutdown (`ExecutorApp.stop`, SIGTERM): refuse new calls, no
+new step starts, running steps get the grace to finish, then they are killed and
+recorded; open runs stay in the journal for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from executor_service.admission import Admission
+from executor_service.chains import ChainRunner
+from executor_service.clock import Clock
+from executor_service.content_cache import ContentCache
+from executor_service.control import Lifecycle
+from executor_service.journal import Journal
+from executor_service.library_port import GrpcLibrary
+from executor_service.promises import LEASE_CHECK_INTERVAL, Promises
+from executor_service.recorder import MAX_BACKOFF, Recorder
+from executor_service.runs import BackupRuns
+from executor_service.servicer import HookExecutorServicer
+from executor_service.subreaper import become_subreaper
+from executor_service.tasks import TaskKeeper
+from shared.grpc_server import RunningServer, start_server
+from shared.settings import Settings
+from shared.stubs import executor_pb2, executor_pb2_grpc
+
+log = structlog.get_logger("hookshelf.executor")
+
+SERVICE_NAME = executor_pb2.DESCRIPTOR.services_by_name["HookExecutorService"].full_name
+# After the grace, killed steps need their kill grace (SIGTERM → SIGKILL) and a moment to
+# be recorded before the server gives up on their streams.
+KILL_ALLOWANCE = 8.0
+FINAL_DELIVERY_SECONDS = 2.0
+
+
+@dataclass
+class ExecutorOptions:
+    """Knobs that are not settings: tests and benchmarks turn them."""
+
+    clock: Clock = field(default_factory=Clock)
+    lease_check_interval: float = LEASE_CHECK_INTERVAL
+    recorder_max_backoff: float = MAX_BACKOFF
+
+
+@dataclass
+class ExecutorApp:
+    """A running executor."""
+
+    settings: Settings
+    running: RunningServer
+    journal: Journal
+    library: GrpcLibrary
+    recorder: Recorder
+    promises: Promises
+    runs: BackupRuns
+    lifecycle: Lifecycle
+    tasks: TaskKeeper
+    clock: Clock
+    watcher: asyncio.Task[None]
+    _stopped: bool = False
+
+    @property
+    def address(self) -> str:
+        return self.running.address
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain (see the module doc) and close. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        log.info("executor.draining", grace_seconds=grace, running_tasks=self.tasks.running)
+        self.lifecycle.begin_drain()
+        server_stopped = asyncio.create_task(self.running.stop(grace + KILL_ALLOWANCE))
+        if not await self.tasks.wait(grace):
+            log.warning("executor.killing_running_steps", chains=self.lifecycle.live)
+            self.lifecycle.kill_all()
+            await self.tasks.wait(KILL_ALLOWANCE)
+        await server_stopped
+        self.watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.watcher
+        await self.tasks.cancel_all()
+        await self.recorder.drained(FINAL_DELIVERY_SECONDS)
+        await self.recorder.stop()
+        await self.library.close()
+        await self.journal.close()
+        log.info("executor.stopped")
+
+
+async def start_executor(
+    settings: Settings, options: ExecutorOptions | None = None
+) -> ExecutorApp:
+    """Open the journal, honour what it holds, then serve on settings.executor_listen."""
+    options = options or ExecutorOptions()
+    become_subreaper()
+    state_dir = Path(settings.executor_state_dir)
+    journal = await Journal.open(state_dir)
+    try:
+        executor_id = await journal.executor_id()
+        library = GrpcLibrary(settings.library_target, auth_token=settings.auth_token)
+        recorder = Recorder(journal, library, max_backoff=options.recorder_max_backoff)
+        cache = ContentCache(state_dir, library.script_content)
+        lifecycle, tasks = Lifecycle(), TaskKeeper()
+        chains = ChainRunner(
+            journal=journal,
+            cache=cache,
+            clock=options.clock,
+            work_root=state_dir / "work",
+            executor_id=executor_id,
+            on_recorded=recorder.wake,
+        )
+        promises = Promises(
+            journal=journal, chains=chains, clock=options.clock, lifecycle=lifecycle,
+            tasks=tasks, on_recorded=recorder.wake,
+        )
+        runs = BackupRuns(
+            journal=journal,
+            library=library,
+            cache=cache,
+            chains=chains,
+            promises=promises,
+            clock=options.clock,
+            lifecycle=lifecycle,
+            tasks=tasks,
+            admission=Admission(settings.executor_max_concurrent_runs),
+        )
+        await promises.recover()
+        _prepare_socket_dir(settings.executor_listen)
+        servicer = HookExecutorServicer(runs)
+        running = await start_server(
+            listen=settings.executor_listen,
+            register=lambda server: executor_pb2_grpc.add_HookExecutorServiceServicer_to_server(
+                servicer, server
+            ),
+            service_names=[SERVICE_NAME],
+            health_listen=settings.executor_health_listen,
+            auth_token=settings.auth_token,
+        )
+    except BaseException:
+        await journal.close()
+        raise
+    recorder.start()
+    watcher = asyncio.create_task(
+        promises.watch_leases(options.lease_check_interval), name="lease watcher"
+    )
+    log.info("executor.started", address=running.address, executor_id=executor_id,
+             state_dir=str(state_dir))
+    return ExecutorApp(
+        settings=settings,
+        running=running,
+        journal=journal,
+        library=library,
+        recorder=recorder,
+        promises=promises,
+        runs=runs,
+        lifecycle=lifecycle,
+        tasks=tasks,
+        clock=options.clock,
+        watcher=watcher,
+    )
+
+
+def _prepare_socket_dir(listen: str) -> None:
+    """A unix socket's directory must exist before the bind."""
+    if listen.startswith("unix:"):
+        path = Path(listen.removeprefix("unix:").removeprefix("//"))
+        path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,113 @@
+"""The events of one RPC stream, between the chain that makes them and the RPC that
+sends them.
+
+Chains run in tasks of their own (a promise must not die with the RPC that asked for
+it), so events travel through a small bounded queue: a slow reader makes `emit` wait, the
+runner stops reading the child's pipe and the child blocks in write(). Memory stays flat.
+When the reader goes away (the client cancelled or vanished) the stream is *detached*:
+events are numbered but dropped, and the chain carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shared.stubs import executor_pb2
+
+# Events in flight per stream; at most 64 KiB each (output chunks), so ~0.5 MiB.
+QUEUE_DEPTH = 8
+
+
+class _End:
+    """Marks the end of a stream; carries the error a broken chain ended with."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class EventStream:
+    """Numbers events (+1 each), timestamps them and hands them to the reader."""
+
+    def __init__(self, run_id: str = "") -> None:
+        self.run_id = run_id
+        self._queue: asyncio.Queue[executor_pb2.HookEvent | _End] = asyncio.Queue(QUEUE_DEPTH)
+        self._sequence = 0
+        self._attached = True
+        self._closed = False
+        self.summaries = 0
+
+    @classmethod
+    def nowhere(cls, run_id: str = "") -> EventStream:
+        """A stream nobody reads: a chain the executor runs on its own."""
+        stream = cls(run_id)
+        stream.detach()
+        return stream
+
+    @property
+    def attached(self) -> bool:
+        return self._attached
+
+    async def emit(self, **event: Any) -> None:
+        """Send one event, given as its oneof field (``plan=PlanEvent(...)``)."""
+        if self._closed:
+            raise RuntimeError("event after the end of the stream")
+        if "summary" in event:
+            self.summaries += 1
+            if self.summaries > 1:
+                raise RuntimeError("a stream has exactly one summary")
+        self._sequence += 1
+        if not self._attached:
+            return
+        now = Timestamp()
+        now.GetCurrentTime()
+        message = executor_pb2.HookEvent(
+            run_id=self.run_id, sequence=self._sequence, time=now, **event
+        )
+        await self._queue.put(message)
+
+    async def close(self, error: BaseException | None = None) -> None:
+        """The last event was sent (or the chain broke with ``error``)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._attached:
+            await self._queue.put(_End(error))
+
+    def detach(self) -> None:
+        """The reader is gone: drop what is queued (unblocking a waiting emit) and
+        everything after."""
+        self._attached = False
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def events(self) -> AsyncIterator[executor_pb2.HookEvent]:
+        """The events, in order, until the end; re-raises a broken chain's error."""
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+
+async def relay(
+    stream: EventStream, on_gone: Callable[[], None] | None = None
+) -> AsyncIterator[executor_pb2.HookEvent]:
+    """Read a stream for an RPC. If the RPC ends before the stream does (client cancel,
+    deadline, disconnect: CancelledError or GeneratorExit here), detach and tell
+    ``on_gone``; the exception then propagates as it must."""
+    finished = False
+    try:
+        async for event in stream.events():
+            yield event
+        finished = True
+    finally:
+        if not finished:
+            stream.detach()
+            if on_gone is not None:
+                on_gone()

@@ -1,0 +1,519 @@
+"""The executor's local journal: what it promised, kept on disk before it acts.
+
+SQLite under ``HOOKSHELF_EXECUTOR_STATE_DIR`` (WAL, ``synchronous=FULL``: a commit is on
+disk when it returns, because the journal *is* the promise). Three tables:
+
+- ``runs``: one row per backup run (or inline-hooks run, or open maintenance window),
+  written before any child process of the run starts. ``pre_started`` is set (and
+  synced) before the first pre hook starts; from then on the post chain is owed. The
+  post plan is resolved and stored at BeginBackup, so the post chain can run while the
+  library is away. A partial unique index keeps one open run per repository.
+- ``steps``: one row per step *attempt*, written when it starts and completed when it
+  ends. ``done`` marks an attempt whose result counts; an attempt cut short by a crash or
+  a shutdown is not done, so a resumed post chain runs that step again and never runs a
+  finished one twice.
+- ``outbox``: the execution records for the library, written in the same transaction as
+  the step result and delivered later (recorder.py), idempotent by execution id.
+
+One process owns a state dir: an exclusive ``flock`` on ``executor.lock`` makes a second
+executor on the same dir fail loudly instead of running the same promises twice.
+The state dir is 0700 and the journal 0600: stored post plans carry parameter values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from shared.errors import FailedPrecondition
+from shared.stubs import executor_pb2, library_pb2
+
+RUN_STATE = executor_pb2.RunState
+OPEN_STATES = (
+    executor_pb2.RUN_STATE_PRE_RUNNING,
+    executor_pb2.RUN_STATE_AWAITING_END,
+    executor_pb2.RUN_STATE_POST_RUNNING,
+)
+
+KIND_BACKUP = "backup"
+KIND_INLINE = "inline"
+KIND_WINDOW = "window"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    repository_id TEXT NOT NULL,
+    job_id TEXT NOT NULL DEFAULT '',
+    repository_path TEXT NOT NULL DEFAULT '',
+    trigger INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    verdict INTEGER NOT NULL DEFAULT 0,
+    outcome INTEGER NOT NULL DEFAULT 0,
+    lease_seconds INTEGER NOT NULL,
+    lease_expires_at REAL NOT NULL,
+    pre_started INTEGER NOT NULL DEFAULT 0,
+    post_chain_done INTEGER NOT NULL DEFAULT 0,
+    variables TEXT NOT NULL DEFAULT '{{}}',
+    post_plan BLOB NOT NULL DEFAULT x'',
+    pre_summary BLOB,
+    post_summary BLOB,
+    created_at REAL NOT NULL,
+    ended_at REAL
+);
+-- One open run per repository: a second BeginBackup is FAILED_PRECONDITION.
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_open_per_repository
+    ON runs (repository_id) WHERE state != {executor_pb2.RUN_STATE_ENDED};
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, lease_expires_at);
+CREATE TABLE IF NOT EXISTS steps (
+    execution_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    hook_type INTEGER NOT NULL,
+    step_index INTEGER NOT NULL,
+    script_name TEXT NOT NULL,
+    status INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    done INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT NOT NULL DEFAULT '{{}}',
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS steps_by_run ON steps (run_id, hook_type, step_index);
+CREATE INDEX IF NOT EXISTS steps_unfinished ON steps (ended_at) WHERE ended_at IS NULL;
+CREATE TABLE IF NOT EXISTS outbox (
+    execution_id TEXT PRIMARY KEY,
+    record BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at) WHERE delivered = 0;
+"""
+
+# Columns update_run may set; anything else is a programming error.
+_UPDATABLE = frozenset(
+    {
+        "state",
+        "verdict",
+        "outcome",
+        "lease_seconds",
+        "lease_expires_at",
+        "pre_started",
+        "post_chain_done",
+        "variables",
+        "pre_summary",
+        "post_summary",
+        "ended_at",
+    }
+)
+
+
+class StateDirInUse(RuntimeError):
+    """Another executor process holds this state dir."""
+
+
+@dataclass
+class RunRecord:
+    """A run as the journal holds it."""
+
+    run_id: str
+    repository_id: str
+    kind: str = KIND_BACKUP
+    job_id: str = ""
+    repository_path: str = ""
+    trigger: int = library_pb2.EXECUTION_TRIGGER_BACKUP
+    state: int = executor_pb2.RUN_STATE_PRE_RUNNING
+    verdict: int = executor_pb2.VERDICT_UNSPECIFIED
+    outcome: int = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+    lease_seconds: int = 600
+    lease_expires_at: float = 0.0
+    pre_started: bool = False
+    post_chain_done: bool = False
+    variables: dict[str, str] = field(default_factory=dict)
+    post_plan: list[library_pb2.PlanStep] = field(default_factory=list)
+    pre_summary: executor_pb2.SummaryEvent | None = None
+    post_summary: executor_pb2.SummaryEvent | None = None
+    created_at: float = 0.0
+    ended_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != executor_pb2.RUN_STATE_ENDED
+
+
+@dataclass
+class StepRow:
+    """One attempt at one step."""
+
+    execution_id: str
+    run_id: str
+    hook_type: int
+    step_index: int
+    script_name: str
+    started_at: float
+    record: library_pb2.Execution
+    status: int = library_pb2.EXECUTION_STATUS_UNSPECIFIED
+    exit_code: int = 0
+    duration_ms: int = 0
+    ended_at: float | None = None
+    done: bool = False
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def _encode_plan(steps: Sequence[library_pb2.PlanStep]) -> bytes:
+    return library_pb2.ResolveHookPlanResponse(steps=steps).SerializeToString()
+
+
+def _decode_plan(blob: bytes) -> list[library_pb2.PlanStep]:
+    return list(library_pb2.ResolveHookPlanResponse.FromString(blob or b"").steps)
+
+
+def _decode_summary(blob: bytes | None) -> executor_pb2.SummaryEvent | None:
+    return None if blob is None else executor_pb2.SummaryEvent.FromString(blob)
+
+
+def _encode_value(column: str, value: Any) -> Any:
+    if column == "variables":
+        return json.dumps(value, sort_keys=True)
+    if column in ("pre_summary", "post_summary"):
+        return None if value is None else value.SerializeToString()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _run_of(row: aiosqlite.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        repository_id=row["repository_id"],
+        job_id=row["job_id"],
+        repository_path=row["repository_path"],
+        trigger=row["trigger"],
+        state=row["state"],
+        verdict=row["verdict"],
+        outcome=row["outcome"],
+        lease_seconds=row["lease_seconds"],
+        lease_expires_at=row["lease_expires_at"],
+        pre_started=bool(row["pre_started"]),
+        post_chain_done=bool(row["post_chain_done"]),
+        variables=json.loads(row["variables"]),
+        post_plan=_decode_plan(row["post_plan"]),
+        pre_summary=_decode_summary(row["pre_summary"]),
+        post_summary=_decode_summary(row["post_summary"]),
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+def _step_of(row: aiosqlite.Row) -> StepRow:
+    return StepRow(
+        execution_id=row["execution_id"],
+        run_id=row["run_id"],
+        hook_type=row["hook_type"],
+        step_index=row["step_index"],
+        script_name=row["script_name"],
+        started_at=row["started_at"],
+        record=library_pb2.Execution.FromString(row["record"]),
+        status=row["status"],
+        exit_code=row["exit_code"],
+        duration_ms=row["duration_ms"],
+        ended_at=row["ended_at"],
+        done=bool(row["done"]),
+        outputs=json.loads(row["outputs"]),
+    )
+
+
+def _lock_state_dir(state_dir: Path) -> int:
+    fd = os.open(state_dir / "executor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateDirInUse(
+            f"another executor holds {state_dir} (its executor.lock is locked)"
+        ) from None
+    return fd
+
+
+class Journal:
+    """Async access to the journal. One connection; writes are serialised by a lock so a
+    transaction never interleaves with another task's statements."""
+
+    def __init__(self, db: aiosqlite.Connection, lock_fd: int) -> None:
+        self._db = db
+        self._lock_fd = lock_fd
+        self._write = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, state_dir: Path) -> Journal:
+        """Create or open ``<state_dir>/journal.db``, taking the state dir for this process."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+        lock_fd = _lock_state_dir(state_dir)
+        try:
+            path = state_dir / "journal.db"
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            db = await aiosqlite.connect(path, isolation_level=None)
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.executescript(_SCHEMA)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return cls(db, lock_fd)
+
+    async def close(self) -> None:
+        async with self._write:
+            await self._db.close()
+        os.close(self._lock_fd)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    # --- identity -----------------------------------------------------------------------
+
+    async def executor_id(self) -> str:
+        """A stable id for this executor (its state dir), made on first use."""
+        async with self._transaction() as db:
+            cursor = await db.execute("SELECT value FROM meta WHERE key = 'executor_id'")
+            row = await cursor.fetchone()
+            if row is not None:
+                return str(row["value"])
+            made = f"executor-{uuid.uuid4().hex[:12]}"
+            await db.execute("INSERT INTO meta (key, value) VALUES ('executor_id', ?)", (made,))
+            return made
+
+    # --- runs ---------------------------------------------------------------------------
+
+    async def create_run(self, run: RunRecord) -> None:
+        """Write a new run (synced). A repository with an open run: FailedPrecondition."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"SELECT run_id FROM runs WHERE repository_id = ? "
+                f"AND state != {executor_pb2.RUN_STATE_ENDED}",
+                (run.repository_id,),
+            )
+            existing = await cursor.fetchone()
+            if existing is not None:
+                raise FailedPrecondition(
+                    f"repository {run.repository_id!r} already has an open run "
+                    f"{existing['run_id']}; end it (EndBackup) first",
+                    metadata={"run_id": existing["run_id"], "repository_id": run.repository_id},
+                )
+            await db.execute(
+                "INSERT INTO runs (run_id, kind, repository_id, job_id, repository_path, "
+                "trigger, state, verdict, outcome, lease_seconds, lease_expires_at, "
+                "pre_started, post_chain_done, variables, post_plan, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.kind,
+                    run.repository_id,
+                    run.job_id,
+                    run.repository_path,
+                    run.trigger,
+                    run.state,
+                    run.verdict,
+                    run.outcome,
+                    run.lease_seconds,
+                    run.lease_expires_at,
+                    int(run.pre_started),
+                    int(run.post_chain_done),
+                    json.dumps(run.variables, sort_keys=True),
+                    _encode_plan(run.post_plan),
+                    run.created_at,
+                ),
+            )
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        cursor = await self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = await cursor.fetchone()
+        return None if row is None else _run_of(row)
+
+    async def update_run(self, run_id: str, **changes: Any) -> None:
+        """Set some columns of a run (synced)."""
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        columns = sorted(changes)
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        values = [_encode_value(column, changes[column]) for column in columns]
+        async with self._transaction() as db:
+            await db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values, run_id))
+
+    async def extend_lease(self, run_id: str, expires_at: float) -> bool:
+        """Move an open, not yet ending run's lease; False when the run is past that."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND state IN (?, ?)",
+                (
+                    expires_at,
+                    run_id,
+                    executor_pb2.RUN_STATE_PRE_RUNNING,
+                    executor_pb2.RUN_STATE_AWAITING_END,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    async def open_runs(self) -> list[RunRecord]:
+        cursor = await self._db.execute(
+            f"SELECT * FROM runs WHERE state != {executor_pb2.RUN_STATE_ENDED} "
+            "ORDER BY created_at"
+        )
+        return [_run_of(row) for row in await cursor.fetchall()]
+
+    async def expired_runs(self, now: float) -> list[str]:
+        """Runs waiting for EndBackup whose lease has run out."""
+        cursor = await self._db.execute(
+            "SELECT run_id FROM runs WHERE state = ? AND lease_expires_at <= ? "
+            "ORDER BY lease_expires_at",
+            (executor_pb2.RUN_STATE_AWAITING_END, now),
+        )
+        return [row["run_id"] for row in await cursor.fetchall()]
+
+    # --- steps --------------------------------------------------------------------------
+
+    async def step_started(self, step: StepRow) -> None:
+        """Note an attempt (synced) before its child process starts."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO steps (execution_id, run_id, hook_type, step_index, script_name, "
+                "started_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    step.execution_id,
+                    step.run_id,
+                    step.hook_type,
+                    step.step_index,
+                    step.script_name,
+                    step.started_at,
+                    step.record.SerializeToString(),
+                ),
+            )
+
+    async def step_finished(
+        self,
+        record: library_pb2.Execution,
+        *,
+        ended_at: float,
+        done: bool,
+        outputs: dict[str, str] | None = None,
+    ) -> None:
+        """Complete an attempt and queue its execution record, in one transaction.
+        ``done``: the result counts (False for an attempt cut short by a shutdown or a
+        crash, which a resumed chain runs again)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE steps SET status = ?, exit_code = ?, duration_ms = ?, ended_at = ?, "
+                "done = ?, outputs = ?, record = ? WHERE execution_id = ?",
+                (
+                    record.status,
+                    record.exit_code,
+                    record.duration_ms,
+                    ended_at,
+                    int(done),
+                    json.dumps(outputs or {}, sort_keys=True),
+                    record.SerializeToString(),
+                    record.execution_id,
+                ),
+            )
+            await self._queue_record(db, record, ended_at)
+
+    async def record_only(self, record: library_pb2.Execution, *, now: float) -> None:
+        """Queue an execution record that belongs to no run (TestScript)."""
+        async with self._transaction() as db:
+            await self._queue_record(db, record, now)
+
+    @staticmethod
+    async def _queue_record(
+        db: aiosqlite.Connection, record: library_pb2.Execution, now: float
+    ) -> None:
+        await db.execute(
+            "INSERT OR IGNORE INTO outbox (execution_id, record, created_at) VALUES (?, ?, ?)",
+            (record.execution_id, record.SerializeToString(), now),
+        )
+
+    async def steps_of(self, run_id: str) -> list[StepRow]:
+        cursor = await self._db.execute(
+            "SELECT * FROM steps WHERE run_id = ? ORDER BY started_at, rowid", (run_id,)
+        )
+        return [_step_of(row) for row in await cursor.fetchall()]
+
+    async def done_steps(self, run_id: str, hook_type: int) -> dict[int, StepRow]:
+        """The steps of a chain that have a result that counts, by index."""
+        cursor = await self._db.execute(
+            "SELECT * FROM steps WHERE run_id = ? AND hook_type = ? AND done "
+            "ORDER BY started_at",
+            (run_id, hook_type),
+        )
+        return {row["step_index"]: _step_of(row) for row in await cursor.fetchall()}
+
+    async def unfinished_steps(self) -> list[StepRow]:
+        """Attempts that started and never ended: the executor stopped under them."""
+        cursor = await self._db.execute("SELECT * FROM steps WHERE ended_at IS NULL")
+        return [_step_of(row) for row in await cursor.fetchall()]
+
+    # --- outbox -------------------------------------------------------------------------
+
+    async def pending_records(self, limit: int) -> list[library_pb2.Execution]:
+        cursor = await self._db.execute(
+            "SELECT record FROM outbox WHERE delivered = 0 ORDER BY created_at LIMIT ?",
+            (limit,),
+        )
+        return [library_pb2.Execution.FromString(row["record"]) for row in await cursor.fetchall()]
+
+    async def count_pending(self) -> int:
+        cursor = await self._db.execute("SELECT count(*) AS n FROM outbox WHERE delivered = 0")
+        row = await cursor.fetchone()
+        return int(row["n"]) if row else 0
+
+    async def mark_delivered(self, execution_ids: Iterable[str]) -> None:
+        ids = list(execution_ids)
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE outbox SET delivered = 1, attempts = attempts + 1, last_error = '' "
+                "WHERE execution_id = ?",
+                [(i,) for i in ids],
+            )
+
+    async def mark_rejected(self, execution_id: str, error: str) -> None:
+        """The library refuses this record for good: stop sending it, keep it for a human."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET delivered = 2, attempts = attempts + 1, last_error = ? "
+                "WHERE execution_id = ?",
+                (error[:1000], execution_id),
+            )
+
+    async def prune_delivered(self, before: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM outbox WHERE delivered = 1 AND created_at < ?", (before,)
+            )

@@ -1,0 +1,95 @@
+"""What the executor needs from the library, and the gRPC adapter that provides it.
+
+The domain (chains, runs, recorder) sees only `LibraryPort` and domain errors; this module
+is the one place that turns the library client's call errors into them:
+UNAVAILABLE / DEADLINE_EXCEEDED (and anything else that says "not now") → Unavailable,
+NOT_FOUND → NotFound, INVALID_ARGUMENT → InvalidArgument with the library's fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import grpc
+
+from shared.client.errors import HookshelfCallError
+from shared.client.library import LibraryClient
+from shared.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
+from shared.stubs import library_pb2 as pb
+
+# Deadlines: plans and content are on the request path of BeginBackup; recording is in
+# the background and batches up to a few MB.
+PLAN_TIMEOUT = 10.0
+CONTENT_TIMEOUT = 20.0
+RECORD_TIMEOUT = 30.0
+
+
+class LibraryPort(Protocol):
+    async def resolve_plan(self, repository_id: str, hook_type: int) -> list[pb.PlanStep]: ...
+
+    async def script_content(self, digest: str) -> bytes: ...
+
+    async def get_script(self, script_id: str) -> pb.Script: ...
+
+    async def get_window(self, window_id: str) -> pb.MaintenanceWindow: ...
+
+    async def record_executions(
+        self, executions: Sequence[pb.Execution]
+    ) -> pb.RecordExecutionsResponse: ...
+
+
+def domain_error(error: HookshelfCallError) -> Exception:
+    """The domain error a failed library call stands for."""
+    code = error.code
+    message = f"library {error.method}: {error.details.message or code.name}"
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(message)
+    if code == grpc.StatusCode.INVALID_ARGUMENT and error.field_violations:
+        first, *rest = error.field_violations.items()
+        return InvalidArgument(first[0], first[1], *(FieldViolation(f, d) for f, d in rest))
+    return Unavailable(f"{message} ({code.name.lower()})")
+
+
+class GrpcLibrary:
+    """`LibraryPort` over the shared library client (deadlines, bearer token)."""
+
+    def __init__(self, target: str, *, auth_token: str = "") -> None:
+        self.client = LibraryClient(target, auth_token=auth_token)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _call(self, method: str, request: object, timeout: float, *, retry: bool) -> Any:
+        try:
+            return await self.client.unary(method, request, idempotent=retry, timeout=timeout)
+        except HookshelfCallError as error:
+            raise domain_error(error) from None
+
+    async def resolve_plan(self, repository_id: str, hook_type: int) -> list[pb.PlanStep]:
+        request = pb.ResolveHookPlanRequest(repository_id=repository_id, hook_type=hook_type)
+        response = await self._call("ResolveHookPlan", request, PLAN_TIMEOUT, retry=True)
+        return list(response.steps)
+
+    async def script_content(self, digest: str) -> bytes:
+        request = pb.GetScriptContentRequest(digest=digest)
+        response = await self._call("GetScriptContent", request, CONTENT_TIMEOUT, retry=True)
+        return response.content.encode("utf-8")
+
+    async def get_script(self, script_id: str) -> pb.Script:
+        request = pb.GetScriptRequest(id=script_id)
+        response = await self._call("GetScript", request, PLAN_TIMEOUT, retry=True)
+        return response.script
+
+    async def get_window(self, window_id: str) -> pb.MaintenanceWindow:
+        request = pb.GetMaintenanceWindowRequest(id=window_id)
+        response = await self._call("GetMaintenanceWindow", request, PLAN_TIMEOUT, retry=True)
+        return response.window
+
+    async def record_executions(
+        self, executions: Sequence[pb.Execution]
+    ) -> pb.RecordExecutionsResponse:
+        # Not retried here: the recorder owns retries (backoff, journal outbox).
+        request = pb.RecordExecutionsRequest(executions=executions)
+        response = await self._call("RecordExecutions", request, RECORD_TIMEOUT, retry=False)
+        return response

@@ -1,0 +1,133 @@
+"""Delivering execution records to the library: none lost, none twice.
+
+Records enter the journal's outbox in the same transaction as their step's result
+(chains.py). This background task sends them in batches with RecordExecutions (a deadline
+per call), marks them delivered, and while the library is away backs off (doubling, up
+to a cap) and keeps them. The library stores by execution id and ignores ids it already
+has, so a batch that was stored but whose answer was lost is simply sent again: counted
+once. A batch the library rejects as invalid is retried record by record and only the
+bad records are set aside (``delivered = 2`` with the error) so one bad record cannot
+block the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import structlog
+
+from executor_service.journal import Journal
+from executor_service.library_port import LibraryPort
+from shared.errors import InvalidArgument, Unavailable
+
+log = structlog.get_logger("hookshelf.executor.recorder")
+
+BATCH_SIZE = 100
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+
+
+class Recorder:
+    """Sends the outbox to the library until stopped."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        library: LibraryPort,
+        *,
+        batch_size: int = BATCH_SIZE,
+        max_backoff: float = MAX_BACKOFF,
+    ) -> None:
+        self.journal = journal
+        self.library = library
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.delivered = 0
+
+    def wake(self) -> None:
+        """New records are waiting."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="recorder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (or the timeout); True when it is."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.journal.count_pending():
+                    self._idle.clear()
+                    self.wake()
+                    await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _run(self) -> None:
+        backoff = FIRST_BACKOFF
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.deliver_once()
+            except Unavailable as error:
+                log.warning("recorder.library_unavailable", error=error.message,
+                            retry_in=round(backoff, 2))
+                await self._sleep(backoff * random.uniform(0.8, 1.0))
+                backoff = min(self.max_backoff, backoff * 2)
+                continue
+            except Exception:  # keep delivering whatever happened once
+                log.exception("recorder.failed")
+                await self._sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+                continue
+            backoff = FIRST_BACKOFF
+            if sent < self.batch_size:
+                self._idle.set()
+                await self._wake.wait()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Back off. New records do not cut it short: they would only hammer a library
+        that is away."""
+        self._idle.set()
+        await asyncio.sleep(seconds)
+
+    async def deliver_once(self) -> int:
+        """Send one batch; returns how many records it held."""
+        batch = await self.journal.pending_records(self.batch_size)
+        if not batch:
+            return 0
+        try:
+            response = await self.library.record_executions(batch)
+        except InvalidArgument:
+            await self._deliver_singly(batch)
+            return len(batch)
+        await self.journal.mark_delivered(r.execution_id for r in batch)
+        self.delivered += len(batch)
+        log.info("recorder.delivered", recorded=response.recorded_count,
+                 duplicates=response.duplicate_count)
+        return len(batch)
+
+    async def _deliver_singly(self, batch: list) -> None:
+        for record in batch:
+            try:
+                await self.library.record_executions([record])
+            except InvalidArgument as error:
+                log.error("recorder.record_rejected", execution_id=record.execution_id,
+                          error=error.message)
+                await self.journal.mark_rejected(record.execution_id, error.message)
+                continue
+            await self.journal.mark_delivered([record.execution_id])
+            self.delivered += 1

@@ -1,0 +1,129 @@
+"""A snapshot of the machine's process table, read from ``/proc``, and pid-safe signalling.
+
+Read directly rather than through psutil because the runner scans often (every
+``POLL_INTERVAL`` while steps run) and needs only ``/proc/<pid>/stat``: one read per process,
+about a millisecond for a hundred processes.
+
+A pid alone is not an identity (pids are reused), so every process is known by
+``(pid, start_time)``; signals go through a pidfd opened and then checked against the start
+time, which rules out hitting a newcomer that took a dead process's pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import NamedTuple
+
+
+class ProcessInfo(NamedTuple):
+    pid: int
+    state: str  # one letter, as in /proc/<pid>/stat: R, S, D, Z (zombie), T, ...
+    ppid: int
+    pgrp: int
+    session: int
+    start_time: int  # clock ticks after boot; with pid, identifies the process
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def read_process(pid: int) -> ProcessInfo | None:
+    """The current stat of one process, or None if it is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # The command name (field 2) is in parentheses and may contain anything, including ") ".
+    fields = data[data.rindex(b")") + 2 :].split(None, 20)
+    return ProcessInfo(
+        pid=pid,
+        state=fields[0].decode(),
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        session=int(fields[3]),
+        start_time=int(fields[19]),
+    )
+
+
+class ProcessTable:
+    """Every process at one instant, with the indexes the tracker needs."""
+
+    def __init__(self, processes: dict[int, ProcessInfo]) -> None:
+        self.processes = processes
+        self.children: dict[int, list[int]] = {}
+        self.by_session: dict[int, list[int]] = {}
+        self.by_group: dict[int, list[int]] = {}
+        for info in processes.values():
+            self.children.setdefault(info.ppid, []).append(info.pid)
+            self.by_session.setdefault(info.session, []).append(info.pid)
+            self.by_group.setdefault(info.pgrp, []).append(info.pid)
+
+    @classmethod
+    def scan(cls) -> ProcessTable:
+        processes = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                info = read_process(int(name))
+                if info is not None:
+                    processes[info.pid] = info
+        return cls(processes)
+
+
+def read_environ(pid: int) -> bytes:
+    """A process's initial environment (NUL-separated), or b"" if unreadable or a zombie."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def send_signal(pid: int, start_time: int, signum: int) -> bool:
+    """Signal the process ``(pid, start_time)`` if it is still that process. True if sent."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        # No pidfd support: fall back to a check-then-kill with a tiny reuse window.
+        info = read_process(pid)
+        if info is None or info.start_time != start_time:
+            return False
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        # The pidfd pins the process it was opened on: if that is still ours, so is the signal.
+        info = read_process(pid)
+        if info is None or info.start_time != start_time:
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+
+
+def reap(pid: int) -> bool:
+    """Collect the exit status of a zombie child of ours. True if it was reaped.
+
+    Only ever called with a specific pid known to belong to a step and never with the
+    step's own leader, which asyncio's child watcher waits for: ``waitpid(-1)`` would steal
+    statuses from it.
+    """
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return reaped == pid

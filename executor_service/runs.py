@@ -1,0 +1,427 @@
+"""Backup runs: BeginBackup, EndBackup, RenewBackup, GetBackupRun as domain operations.
+
+`begin` and `end` check the request, do what must happen before anything starts (the
+plans and their content, the run row in the journal) and raise domain errors for a
+request that cannot start. They then hand the chain to a task of its own and return a
+`Started`: the RPC relays its events and, if the client leaves, calls ``client_gone``.
+The chain does not die with the RPC: a cancelled BeginBackup kills its running pre hook,
+and the post chain still runs (outcome CANCELLED); a cancelled EndBackup only stops
+listening, its post chain runs to the end.
+
+Decisions:
+- Both plans (pre and post) are resolved, and all their content cached and verified, at
+  BeginBackup before the run is written: a post chain owed later (lease expiry, restart)
+  does not depend on the library being reachable then. Assignments changed during a run
+  apply from the next run.
+- The lease starts at BeginBackup and starts again when the pre chain ends, so a long
+  pre chain does not eat the time the backup has; RenewBackup moves it from now.
+- A run with an empty pre chain that proceeds is owed its post chain like any other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from executor_service.admission import Admission, Slot
+from executor_service.chains import PRE, ChainContext, ChainResult, ChainRunner, Stop, chain_steps
+from executor_service.clock import Clock, iso_utc
+from executor_service.content_cache import ContentCache, ContentUnavailable
+from executor_service.control import ChainControl, Lifecycle, StopReason
+from executor_service.events import EventStream
+from executor_service.journal import KIND_BACKUP, Journal, RunRecord
+from executor_service.library_port import LibraryPort
+from executor_service.promises import AWAITING_END, ENDED, POST_RUNNING, PRE_RUNNING, Promises
+from executor_service.summaries import recorded_end, run_view, summary
+from executor_service.tasks import TaskKeeper
+from executor_service.variables import check_variables
+from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from shared.stubs import executor_pb2, library_pb2
+
+log = structlog.get_logger("hookshelf.executor.runs")
+
+MIN_LEASE_SECONDS = 60
+MAX_LEASE_SECONDS = 86_400
+DEFAULT_LEASE_SECONDS = 600
+MAX_ID_LENGTH = 255
+MAX_PATH_LENGTH = 4096
+# What a client may report; ABORTED and SKIPPED are the executor's own outcomes.
+END_OUTCOMES = (
+    library_pb2.BACKUP_OUTCOME_SUCCESS,
+    library_pb2.BACKUP_OUTCOME_WARNING,
+    library_pb2.BACKUP_OUTCOME_FAILURE,
+    library_pb2.BACKUP_OUTCOME_CANCELLED,
+)
+_OUTCOME_OF_STOP = {
+    Stop.SKIP: library_pb2.BACKUP_OUTCOME_SKIPPED,
+    Stop.ABORT: library_pb2.BACKUP_OUTCOME_ABORTED,
+    Stop.CANCELLED: library_pb2.BACKUP_OUTCOME_CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Plans:
+    """The two chains of a run."""
+
+    pre: list[library_pb2.PlanStep]
+    post: list[library_pb2.PlanStep]
+
+
+@dataclass(frozen=True)
+class BeginRequest:
+    repository_id: str
+    job_id: str = ""
+    repository_path: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    lease_seconds: int = 0
+
+
+@dataclass
+class Started:
+    """A chain on its way: its events, and what to do if the client leaves."""
+
+    stream: EventStream
+    client_gone: Callable[[], None] = lambda: None
+
+
+def check_lease(field_name: str, seconds: int) -> int:
+    """60-86400, or 0 for the default."""
+    if seconds == 0:
+        return DEFAULT_LEASE_SECONDS
+    if not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
+        raise InvalidArgument(
+            field_name, f"must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS} seconds "
+            f"(or 0 for {DEFAULT_LEASE_SECONDS}), got {seconds}"
+        )
+    return seconds
+
+
+def check_text(problems: Violations, field_name: str, value: str, *, limit: int,
+               required: bool = False) -> None:
+    if required and not value:
+        problems.add(field_name, "is required")
+    elif len(value) > limit:
+        problems.add(field_name, f"must be at most {limit} characters")
+    elif "\x00" in value:
+        problems.add(field_name, "must not contain NUL characters")
+
+
+def check_outcome(field_name: str, outcome: int) -> int:
+    if outcome == library_pb2.BACKUP_OUTCOME_UNSPECIFIED:
+        raise InvalidArgument(field_name, "is required: SUCCESS, WARNING, FAILURE or CANCELLED")
+    if outcome not in END_OUTCOMES:
+        raise InvalidArgument(
+            field_name, f"must be SUCCESS, WARNING, FAILURE or CANCELLED, got {outcome}"
+        )
+    return outcome
+
+
+def check_run_id(run_id: str) -> str:
+    if not run_id:
+        raise InvalidArgument("run_id", "is required")
+    if len(run_id) > MAX_ID_LENGTH:
+        raise InvalidArgument("run_id", f"must be at most {MAX_ID_LENGTH} characters")
+    return run_id
+
+
+class BackupRuns:
+    """The run RPCs' domain."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        library: LibraryPort,
+        cache: ContentCache,
+        chains: ChainRunner,
+        promises: Promises,
+        clock: Clock,
+        lifecycle: Lifecycle,
+        tasks: TaskKeeper,
+        admission: Admission,
+    ) -> None:
+        self.journal = journal
+        self.library = library
+        self.cache = cache
+        self.chains = chains
+        self.promises = promises
+        self.clock = clock
+        self.lifecycle = lifecycle
+        self.tasks = tasks
+        self.admission = admission
+
+    # --- BeginBackup ----------------------------------------------------------------------
+
+    def check_begin(
+        self, request: BeginRequest, field_prefix: str = ""
+    ) -> tuple[int, dict[str, str]]:
+        """The lease and the variables of a valid request; every bad field reported."""
+        problems = Violations()
+        check_text(problems, f"{field_prefix}repository_id", request.repository_id,
+                   limit=MAX_ID_LENGTH, required=True)
+        check_text(problems, f"{field_prefix}job_id", request.job_id, limit=MAX_ID_LENGTH)
+        check_text(problems, f"{field_prefix}repository_path", request.repository_path,
+                   limit=MAX_PATH_LENGTH)
+        lease, variables = DEFAULT_LEASE_SECONDS, {}
+        try:
+            lease = check_lease(f"{field_prefix}lease_seconds", request.lease_seconds)
+        except InvalidArgument as error:
+            problems.items.extend(error.violations)
+        try:
+            variables = check_variables(f"{field_prefix}variables", request.variables)
+        except InvalidArgument as error:
+            problems.items.extend(error.violations)
+        problems.raise_if_any()
+        return lease, variables
+
+    async def begin(
+        self,
+        request: BeginRequest,
+        *,
+        plans: Plans | None = None,
+        kind: str = KIND_BACKUP,
+        trigger: int = library_pb2.EXECUTION_TRIGGER_BACKUP,
+    ) -> Started:
+        """Open a run and start its pre chain. ``plans`` given (inline hooks) or resolved
+        from the library."""
+        lease, variables = self.check_begin(request)
+        await self._refuse_open_run(request.repository_id)
+        slot = self.admission.admit()
+        try:
+            if plans is None:
+                plans = await self.resolve_plans(request.repository_id)
+            now = self.clock.now()
+            run = RunRecord(
+                run_id=str(uuid.uuid4()),
+                repository_id=request.repository_id,
+                kind=kind,
+                job_id=request.job_id,
+                repository_path=request.repository_path,
+                trigger=trigger,
+                lease_seconds=lease,
+                lease_expires_at=now + lease,
+                variables=variables,
+                post_plan=plans.post,
+                created_at=now,
+            )
+            await self.journal.create_run(run)
+        except BaseException:
+            slot.release()
+            raise
+        log.info("run.begun", run_id=run.run_id, repository_id=run.repository_id,
+                 pre_steps=len(plans.pre), post_steps=len(plans.post))
+        stream = EventStream(run.run_id)
+        control = self.lifecycle.control()
+        self.tasks.spawn(
+            self._drive_begin(run, plans.pre, stream, control, slot),
+            name=f"begin {run.run_id}",
+        )
+        return Started(stream, client_gone=lambda: control.stop(StopReason.CLIENT))
+
+    async def _refuse_open_run(self, repository_id: str) -> None:
+        # The journal's unique index is the real guard; this answers early and cheaply,
+        # before the library is asked for plans.
+        for run in await self.journal.open_runs():
+            if run.repository_id == repository_id:
+                raise FailedPrecondition(
+                    f"repository {repository_id!r} already has an open run {run.run_id}; "
+                    "end it (EndBackup) first",
+                    metadata={"run_id": run.run_id, "repository_id": repository_id},
+                )
+
+    async def resolve_plans(self, repository_id: str) -> Plans:
+        """Both chains from the library, their content cached and verified."""
+        pre = await self.library.resolve_plan(repository_id, library_pb2.HOOK_TYPE_PRE_BACKUP)
+        post = await self.library.resolve_plan(repository_id, library_pb2.HOOK_TYPE_POST_BACKUP)
+        for digest in sorted({step.digest for step in (*pre, *post)}):
+            try:
+                await self.cache.ensure(digest)
+            except ContentUnavailable as error:
+                # The step will fail when its turn comes (an event, not an RPC error).
+                log.warning("content.unavailable", digest=digest, error=error.message)
+        return Plans(pre=pre, post=post)
+
+    async def _drive_begin(
+        self,
+        run: RunRecord,
+        pre_plan: list[library_pb2.PlanStep],
+        stream: EventStream,
+        control: ChainControl,
+        slot: Slot,
+    ) -> None:
+        """The pre chain, then (ABORT, SKIP, cancel) the post chain, then one summary."""
+        error: BaseException | None = None
+        try:
+            ctx = ChainContext(
+                run_id=run.run_id,
+                repository_id=run.repository_id,
+                hook_type=PRE,
+                trigger=run.trigger,
+                backup_date=iso_utc(run.created_at),
+                job_id=run.job_id,
+                repository_path=run.repository_path,
+                variables=dict(run.variables),
+            )
+            steps = chain_steps(pre_plan, PRE)
+            if steps:
+                # The promise binds from here: synced before the first child starts.
+                await self.journal.update_run(run.run_id, pre_started=True)
+            try:
+                pre = await self.chains.run(ctx, steps, stream, control)
+            finally:
+                control.release()
+            await self._after_pre(run, ctx, pre, stream)
+        except Exception as failure:  # reported on the stream, logged
+            log.exception("run.begin_failed", run_id=run.run_id)
+            error = failure
+        finally:
+            slot.release()
+            await stream.close(error)
+
+    async def _after_pre(
+        self, run: RunRecord, ctx: ChainContext, pre: ChainResult, stream: EventStream
+    ) -> None:
+        pre_summary = summary([pre], verdict=pre.verdict, post_chain_ran=False,
+                              run_state=AWAITING_END)
+        if pre.stop is Stop.SHUTDOWN:
+            # The run stays PRE_RUNNING in the journal; the restart runs its post chain.
+            await stream.emit(
+                summary=summary(
+                    [pre], verdict=executor_pb2.VERDICT_ABORT, post_chain_ran=False,
+                    run_state=PRE_RUNNING,
+                    message="the executor is shutting down: do not back up; the run's post "
+                    "chain runs when the executor is back",
+                )
+            )
+            return
+        if pre.stop is None:
+            await self.journal.update_run(
+                run.run_id,
+                state=AWAITING_END,
+                verdict=executor_pb2.VERDICT_PROCEED,
+                pre_started=True,
+                lease_expires_at=self.clock.now() + run.lease_seconds,
+                variables=ctx.variables,
+                pre_summary=pre_summary,
+            )
+            await stream.emit(summary=pre_summary)
+            return
+        outcome = _OUTCOME_OF_STOP[pre.stop]
+        pre_summary.run_state = POST_RUNNING
+        await self.journal.update_run(
+            run.run_id, verdict=pre.verdict, variables=ctx.variables, pre_summary=pre_summary
+        )
+        post = await self.promises.run_post(
+            run.run_id, outcome, stream, expect=lambda r: r.state == PRE_RUNNING,
+            verdict=pre.verdict,
+        )
+        if post is None or post.stop is Stop.SHUTDOWN:
+            ran = post is None
+            state = ENDED if ran else POST_RUNNING
+            await stream.emit(
+                summary=summary(
+                    [pre] + ([post] if post else []), verdict=pre.verdict, outcome=outcome,
+                    post_chain_ran=ran, run_state=state,
+                    message="" if ran else "the executor is shutting down: the rest of the "
+                    "post chain runs when it is back",
+                )
+            )
+            return
+        await stream.emit(
+            summary=summary([pre, post], verdict=pre.verdict, outcome=outcome,
+                            post_chain_ran=True, run_state=ENDED)
+        )
+
+    # --- EndBackup ------------------------------------------------------------------------
+
+    async def end(
+        self, run_id: str, outcome: int, variables: Mapping[str, str], *, field_prefix: str = ""
+    ) -> Started:
+        """Run the post chain of a run waiting for its end; for an ended run, replay its
+        recorded summary without running anything."""
+        problems = Violations()
+        for check in (
+            lambda: check_run_id(run_id),
+            lambda: check_outcome(f"{field_prefix}outcome", outcome),
+            lambda: check_variables(f"{field_prefix}variables", variables),
+        ):
+            try:
+                check()
+            except InvalidArgument as error:
+                problems.items.extend(error.violations)
+        problems.raise_if_any()
+        run = await self._get(run_id)
+        if run.state == PRE_RUNNING:
+            raise FailedPrecondition(
+                f"run {run_id} is still in its pre chain; end it after BeginBackup's summary",
+                metadata={"run_id": run_id},
+            )
+        stream = EventStream(run_id)
+        slot = self.admission.admit() if run.state == AWAITING_END else None
+        self.tasks.spawn(self._drive_end(run_id, outcome, dict(variables), stream, slot),
+                         name=f"end {run_id}")
+        # The client leaving does not stop a post chain.
+        return Started(stream)
+
+    async def _drive_end(
+        self, run_id: str, outcome: int, variables: dict[str, str], stream: EventStream,
+        slot: Slot | None,
+    ) -> None:
+        error: BaseException | None = None
+        try:
+            post = await self.promises.run_post(
+                run_id, outcome, stream, expect=lambda r: r.state == AWAITING_END,
+                extra_variables=variables,
+            )
+            run = await self._get(run_id)
+            if post is None or post.stop is not Stop.SHUTDOWN:
+                await stream.emit(summary=recorded_end(run))
+            else:
+                await stream.emit(
+                    summary=summary(
+                        [post], outcome=run.outcome, post_chain_ran=False,
+                        run_state=POST_RUNNING,
+                        message="the executor is shutting down: the rest of the post chain "
+                        "runs when it is back",
+                    )
+                )
+        except Exception as failure:  # reported on the stream, logged
+            log.exception("run.end_failed", run_id=run_id)
+            error = failure
+        finally:
+            if slot is not None:
+                slot.release()
+            await stream.close(error)
+
+    # --- RenewBackup, GetBackupRun --------------------------------------------------------
+
+    async def renew(self, run_id: str, lease_seconds: int) -> float:
+        """Move the lease to now + lease_seconds (the run's own length when 0)."""
+        check_run_id(run_id)
+        if lease_seconds:
+            check_lease("lease_seconds", lease_seconds)
+        run = await self._get(run_id)
+        expires = self.clock.now() + (lease_seconds or run.lease_seconds)
+        if run.state not in (PRE_RUNNING, AWAITING_END) or not await self.journal.extend_lease(
+            run_id, expires
+        ):
+            raise FailedPrecondition(
+                f"run {run_id} is ending or has ended; there is no lease to renew",
+                metadata={"run_id": run_id},
+            )
+        return expires
+
+    async def get(self, run_id: str) -> executor_pb2.BackupRun:
+        check_run_id(run_id)
+        run = await self._get(run_id)
+        return run_view(run, await self.journal.steps_of(run_id))
+
+    async def _get(self, run_id: str) -> RunRecord:
+        run = await self.journal.get_run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r} in this executor's journal",
+                           metadata={"run_id": run_id})
+        return run

@@ -1,0 +1,45 @@
+"""Make the executor a child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``).
+
+A hook may leave its process group (``setsid``) or double-fork; when the intermediate parent
+exits, the kernel re-parents the orphan to the nearest subreaper ancestor instead of init.
+With the executor as that ancestor, such orphans stay its children: the runner can still
+find, kill and reap them (see ``executor_service.runner.process_tree``).
+
+The service calls :func:`become_subreaper` once at start-up; ``run_step`` also calls it (it is
+idempotent and cheap), so the guarantee holds for any caller of the runner.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
+_libc.prctl.restype = ctypes.c_int
+
+
+def become_subreaper() -> None:
+    """Mark this process as a child subreaper. Idempotent; raises OSError if refused."""
+    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")
+
+
+def is_subreaper() -> bool:
+    """Whether this process is currently a child subreaper."""
+    flag = ctypes.c_int(0)
+    # The kernel writes the flag through the pointer passed as the second argument.
+    if _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_GET_CHILD_SUBREAPER): {os.strerror(error)}")
+    return bool(flag.value)

@@ -1,0 +1,159 @@
+"""Hook plans: what the executor runs for one chain, with every setting resolved.
+
+The rules that decide a step's effective settings live here as small pure functions so
+the library (ResolveHookPlan) and the executor (which post hooks run) share one
+definition (DESIGN §1 "Plans", §2 "Which post hooks run", "Failure policy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from library_service.domain import parameters
+from library_service.domain.assignments import check_hook_type, check_repository_id
+from library_service.store import models
+from shared.errors import InvalidArgument, Violations
+from shared.stubs import library_pb2
+
+RunOn = library_pb2.RunOn
+Outcome = library_pb2.BackupOutcome
+
+DEFAULT_RUN_ON = library_pb2.RUN_ON_SUCCESS
+DEFAULT_TIMEOUT_SECONDS = 300
+_DEFAULT_ON_ERROR = {
+    library_pb2.HOOK_TYPE_PRE_BACKUP: library_pb2.ON_ERROR_ABORT,
+    library_pb2.HOOK_TYPE_POST_BACKUP: library_pb2.ON_ERROR_CONTINUE,
+}
+# The outcome each specific run_on stands for. CANCELLED and ABORTED backups did not
+# complete: for a post hook they are failures. SKIPPED is nobody's outcome but ALWAYS's.
+_MATCHED_AS = {
+    library_pb2.BACKUP_OUTCOME_SUCCESS: library_pb2.RUN_ON_SUCCESS,
+    library_pb2.BACKUP_OUTCOME_WARNING: library_pb2.RUN_ON_WARNING,
+    library_pb2.BACKUP_OUTCOME_FAILURE: library_pb2.RUN_ON_FAILURE,
+    library_pb2.BACKUP_OUTCOME_CANCELLED: library_pb2.RUN_ON_FAILURE,
+    library_pb2.BACKUP_OUTCOME_ABORTED: library_pb2.RUN_ON_FAILURE,
+    library_pb2.BACKUP_OUTCOME_SKIPPED: None,
+}
+
+
+def run_on_matches(run_on: int, outcome: int) -> bool:
+    """Does a post hook with this (effective) run_on run after a backup with this outcome?
+
+    SUCCESS, WARNING and FAILURE match that outcome; CANCELLED and ABORTED count as
+    FAILURE; SKIPPED matches ALWAYS only; ALWAYS matches every outcome. RUN_ON_UNSPECIFIED
+    is the default, SUCCESS. An unknown run_on or outcome (UNSPECIFIED included: it is no
+    outcome) is a programming error: ValueError.
+    """
+    if outcome not in _MATCHED_AS:
+        raise ValueError(f"not a backup outcome: {outcome}")
+    if run_on == library_pb2.RUN_ON_UNSPECIFIED:
+        run_on = DEFAULT_RUN_ON
+    if run_on == library_pb2.RUN_ON_ALWAYS:
+        return True
+    if run_on not in RunOn.DESCRIPTOR.values_by_number:
+        raise ValueError(f"not a run_on value: {run_on}")
+    return _MATCHED_AS[outcome] == run_on
+
+
+def effective_run_on(script: models.Script, assignment: models.Assignment) -> int:
+    """Assignment override, else the script's default, else SUCCESS."""
+    return assignment.custom_run_on or script.default_run_on or DEFAULT_RUN_ON
+
+
+def effective_on_error(hook_type: int, assignment: models.Assignment) -> int:
+    """Assignment override, else ABORT for pre hooks and CONTINUE for post hooks."""
+    return assignment.on_error or _DEFAULT_ON_ERROR[hook_type]
+
+
+def effective_timeout(script: models.Script, assignment: models.Assignment) -> int:
+    """Assignment override, else the script's default timeout."""
+    return (
+        assignment.custom_timeout_seconds
+        or script.default_timeout_seconds
+        or DEFAULT_TIMEOUT_SECONDS
+    )
+
+
+def resolve_parameter_values(
+    script: models.Script, assignment: models.Assignment
+) -> dict[str, str]:
+    """The values a step runs with: the script's parameter defaults overlaid by the
+    assignment's values.
+
+    THE place where secrets get decrypted for the executor: for now values pass through
+    as stored; the secrets work changes this function (and only this one).
+    """
+    values = {
+        parameter["name"]: str(parameter.get("default_value", ""))
+        for parameter in script.parameters or []
+        if parameter.get("name") and parameter.get("has_default")
+    }
+    values.update(assignment.parameter_values or {})
+    return values
+
+
+def secret_parameter_names(script: models.Script, values: Mapping[str, str]) -> list[str]:
+    """Names among ``values`` whose declared type is SECRET, sorted: redact these."""
+    return sorted(parameters.secret_names(script.parameters or []) & values.keys())
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    assignment_id: str
+    script_id: str
+    script_name: str
+    digest: str
+    timeout_seconds: int
+    run_on: int
+    on_error: int
+    execution_order: int
+    parameter_values: dict[str, str] = field(default_factory=dict)
+    secret_parameter_names: list[str] = field(default_factory=list)
+
+
+def plan_step(script: models.Script, assignment: models.Assignment) -> PlanStep:
+    values = resolve_parameter_values(script, assignment)
+    return PlanStep(
+        assignment_id=assignment.id,
+        script_id=script.id,
+        script_name=script.name,
+        digest=script.current_digest,
+        timeout_seconds=effective_timeout(script, assignment),
+        run_on=effective_run_on(script, assignment),
+        on_error=effective_on_error(assignment.hook_type, assignment),
+        execution_order=assignment.execution_order,
+        parameter_values=values,
+        secret_parameter_names=secret_parameter_names(script, values),
+    )
+
+
+async def resolve_plan(session: AsyncSession, repository_id: str, hook_type: int) -> list[PlanStep]:
+    """The enabled steps of one chain in (execution_order, id) order, resolved.
+
+    A repository nobody assigned anything to has an empty plan, not an error: the
+    library does not own repositories. Digests are read in the same query as the order,
+    so a plan never mixes a chain with content from another moment.
+    """
+    problems = Violations()
+    for check, path, value in (
+        (check_repository_id, "repository_id", repository_id),
+        (check_hook_type, "hook_type", hook_type),
+    ):
+        try:
+            check(path, value)
+        except InvalidArgument as error:
+            problems.items.extend(error.violations)
+    problems.raise_if_any()
+
+    A, S = models.Assignment, models.Script
+    rows = await session.execute(
+        select(A, S)
+        .join(S, S.id == A.script_id)
+        .where(A.repository_id == repository_id, A.hook_type == hook_type, A.enabled.is_(True))
+        .order_by(A.execution_order, A.id)
+    )
+    return [plan_step(script, assignment) for assignment, script in rows.tuples()]

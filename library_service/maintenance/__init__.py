@@ -1,0 +1,5 @@
+"""The library's tracked maintenance scripts (shared.maintenance framework).
+
+Each file runs directly: ``python library_service/maintenance/<script>.py [run|rollback|
+status] ...``, from any directory.
+"""

@@ -1,0 +1,1 @@
+"""The `hookshelf` command line (typer + rich): `shared.cli.main:app`."""

@@ -1,8 +1,8 @@
 """Assembling the executor: journal, cache, library, recorder, promises, server.
 
-Start-up order matters: the journal is opened (and this state dir locked) first, the
-promises left by a previous process are honoured (`Promises.recover`), and only then does
-the server take requests. Shutdown (`ExecutorApp.stop`, SIGTERM): refuse new calls, no
+Start-up order matters: the journal is opened (and this state dir locked) first, hooks a
+killed predecessor left running are ended (leftovers.py), the promises it left are
+honoured (`Promises.recover`), and only then does the server take requests. Shutdown (`ExecutorApp.stop`, SIGTERM): refuse new calls, no
 new step starts, running steps get the grace to finish, then they are killed and
 recorded; open runs stay in the journal for the next start.
 """
@@ -21,14 +21,18 @@ from executor_service.chains import ChainRunner
 from executor_service.clock import Clock
 from executor_service.content_cache import ContentCache
 from executor_service.control import Lifecycle
+from executor_service.inline_hooks import InlineHooks
 from executor_service.journal import Journal
+from executor_service.leftovers import end_leftovers
 from executor_service.library_port import GrpcLibrary
 from executor_service.promises import LEASE_CHECK_INTERVAL, Promises
 from executor_service.recorder import MAX_BACKOFF, Recorder
 from executor_service.runs import BackupRuns
+from executor_service.script_tests import ScriptTests
 from executor_service.servicer import HookExecutorServicer
 from executor_service.subreaper import become_subreaper
 from executor_service.tasks import TaskKeeper
+from executor_service.windows import Windows
 from shared.grpc_server import RunningServer, start_server
 from shared.settings import Settings
 from shared.stubs import executor_pb2, executor_pb2_grpc
@@ -103,7 +107,7 @@ async def start_executor(
     """Open the journal, honour what it holds, then serve on settings.executor_listen."""
     options = options or ExecutorOptions()
     become_subreaper()
-    state_dir = Path(settings.executor_state_dir)
+    state_dir = Path(settings.executor_state_dir).resolve()
     journal = await Journal.open(state_dir)
     try:
         executor_id = await journal.executor_id()
@@ -134,9 +138,17 @@ async def start_executor(
             tasks=tasks,
             admission=Admission(settings.executor_max_concurrent_runs),
         )
+        tests = ScriptTests(
+            library=library, cache=cache, chains=chains, clock=options.clock,
+            lifecycle=lifecycle, tasks=tasks, admission=runs.admission,
+        )
+        windows = Windows(
+            journal=journal, library=library, cache=cache, runs=runs, clock=options.clock
+        )
+        servicer = HookExecutorServicer(runs, tests, InlineHooks(runs, cache), windows)
+        await end_leftovers(state_dir / "work")
         await promises.recover()
         _prepare_socket_dir(settings.executor_listen)
-        servicer = HookExecutorServicer(runs)
         running = await start_server(
             listen=settings.executor_listen,
             register=lambda server: executor_pb2_grpc.add_HookExecutorServiceServicer_to_server(

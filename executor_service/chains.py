@@ -48,7 +48,7 @@ log = structlog.get_logger("hookshelf.executor.chains")
 PRE = library_pb2.HOOK_TYPE_PRE_BACKUP
 POST = library_pb2.HOOK_TYPE_POST_BACKUP
 DEFAULT_TIMEOUT_SECONDS = 300
-_DEFAULT_ON_ERROR = {PRE: library_pb2.ON_ERROR_ABORT, POST: library_pb2.ON_ERROR_CONTINUE}
+DEFAULT_ON_ERROR = {PRE: library_pb2.ON_ERROR_ABORT, POST: library_pb2.ON_ERROR_CONTINUE}
 _SUCCESS = (library_pb2.EXECUTION_STATUS_SUCCEEDED, library_pb2.EXECUTION_STATUS_SKIP_REQUESTED)
 NO_EXIT_CODE = -1  # the step never ran (content unavailable, bad environment)
 
@@ -85,7 +85,7 @@ class ChainStep:
             digest=step.digest,
             timeout_seconds=step.timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
             run_on=step.run_on or library_pb2.RUN_ON_SUCCESS,
-            on_error=step.on_error or _DEFAULT_ON_ERROR[hook_type],
+            on_error=step.on_error or DEFAULT_ON_ERROR[hook_type],
             parameter_values=dict(step.parameter_values),
             secret_names=tuple(step.secret_parameter_names),
         )

@@ -104,6 +104,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT ''
 );
+-- The holders of an open maintenance window (a run of kind 'window').
+CREATE TABLE IF NOT EXISTS window_holders (
+    run_id TEXT NOT NULL,
+    holder_id TEXT NOT NULL,
+    lease_expires_at REAL NOT NULL,
+    PRIMARY KEY (run_id, holder_id)
+);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at) WHERE delivered = 0;
 """
 
@@ -383,6 +390,15 @@ class Journal:
             )
             return cursor.rowcount == 1
 
+    async def open_run_for(self, repository_id: str) -> RunRecord | None:
+        cursor = await self._db.execute(
+            f"SELECT * FROM runs WHERE repository_id = ? "
+            f"AND state != {executor_pb2.RUN_STATE_ENDED}",
+            (repository_id,),
+        )
+        row = await cursor.fetchone()
+        return None if row is None else _run_of(row)
+
     async def open_runs(self) -> list[RunRecord]:
         cursor = await self._db.execute(
             f"SELECT * FROM runs WHERE state != {executor_pb2.RUN_STATE_ENDED} "
@@ -398,6 +414,44 @@ class Journal:
             (executor_pb2.RUN_STATE_AWAITING_END, now),
         )
         return [row["run_id"] for row in await cursor.fetchall()]
+
+    # --- window holders -------------------------------------------------------------------
+
+    async def holders(self, run_id: str) -> dict[str, float]:
+        """Holder id → lease expiry."""
+        cursor = await self._db.execute(
+            "SELECT holder_id, lease_expires_at FROM window_holders WHERE run_id = ?", (run_id,)
+        )
+        return {row["holder_id"]: row["lease_expires_at"] for row in await cursor.fetchall()}
+
+    async def set_holder(self, run_id: str, holder_id: str, expires_at: float) -> None:
+        """Add or renew a holder; the run's lease becomes the latest of its holders'."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO window_holders (run_id, holder_id, lease_expires_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (run_id, holder_id) "
+                "DO UPDATE SET lease_expires_at = excluded.lease_expires_at",
+                (run_id, holder_id, expires_at),
+            )
+            await self._lease_from_holders(db, run_id)
+
+    async def remove_holders(self, run_id: str, holder_ids: Iterable[str]) -> None:
+        """Let holders go (left, or their lease ran out); the run's lease follows the rest."""
+        async with self._transaction() as db:
+            await db.executemany(
+                "DELETE FROM window_holders WHERE run_id = ? AND holder_id = ?",
+                [(run_id, holder) for holder in holder_ids],
+            )
+            await self._lease_from_holders(db, run_id)
+
+    @staticmethod
+    async def _lease_from_holders(db: aiosqlite.Connection, run_id: str) -> None:
+        await db.execute(
+            "UPDATE runs SET lease_expires_at = (SELECT max(lease_expires_at) FROM "
+            "window_holders WHERE run_id = ?) WHERE run_id = ? AND EXISTS "
+            "(SELECT 1 FROM window_holders WHERE run_id = ?)",
+            (run_id, run_id, run_id),
+        )
 
     # --- steps --------------------------------------------------------------------------
 

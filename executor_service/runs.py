@@ -21,7 +21,7 @@ Decisions:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -32,7 +32,7 @@ from executor_service.clock import Clock, iso_utc
 from executor_service.content_cache import ContentCache, ContentUnavailable
 from executor_service.control import ChainControl, Lifecycle, StopReason
 from executor_service.events import EventStream
-from executor_service.journal import KIND_BACKUP, Journal, RunRecord
+from executor_service.journal import KIND_BACKUP, KIND_INLINE, Journal, RunRecord
 from executor_service.library_port import LibraryPort
 from executor_service.promises import AWAITING_END, ENDED, POST_RUNNING, PRE_RUNNING, Promises
 from executor_service.summaries import recorded_end, run_view, summary
@@ -184,9 +184,12 @@ class BackupRuns:
         plans: Plans | None = None,
         kind: str = KIND_BACKUP,
         trigger: int = library_pb2.EXECUTION_TRIGGER_BACKUP,
+        on_open: Callable[[RunRecord], Awaitable[None]] | None = None,
     ) -> Started:
-        """Open a run and start its pre chain. ``plans`` given (inline hooks) or resolved
-        from the library."""
+        """Open a run and start its pre chain. ``plans`` given (inline hooks, windows) or
+        resolved from the library. ``on_open`` runs once the run is written (before any
+        hook) and again when its pre chain said PROCEED (windows keep their holder there).
+        """
         lease, variables = self.check_begin(request)
         await self._refuse_open_run(request.repository_id)
         slot = self.admission.admit()
@@ -208,6 +211,8 @@ class BackupRuns:
                 created_at=now,
             )
             await self.journal.create_run(run)
+            if on_open is not None:
+                await on_open(run)
         except BaseException:
             slot.release()
             raise
@@ -216,7 +221,7 @@ class BackupRuns:
         stream = EventStream(run.run_id)
         control = self.lifecycle.control()
         self.tasks.spawn(
-            self._drive_begin(run, plans.pre, stream, control, slot),
+            self._drive_begin(run, plans.pre, stream, control, slot, on_open),
             name=f"begin {run.run_id}",
         )
         return Started(stream, client_gone=lambda: control.stop(StopReason.CLIENT))
@@ -251,6 +256,7 @@ class BackupRuns:
         stream: EventStream,
         control: ChainControl,
         slot: Slot,
+        on_open: Callable[[RunRecord], Awaitable[None]] | None = None,
     ) -> None:
         """The pre chain, then (ABORT, SKIP, cancel) the post chain, then one summary."""
         error: BaseException | None = None
@@ -273,7 +279,7 @@ class BackupRuns:
                 pre = await self.chains.run(ctx, steps, stream, control)
             finally:
                 control.release()
-            await self._after_pre(run, ctx, pre, stream)
+            await self._after_pre(run, ctx, pre, stream, on_open)
         except Exception as failure:  # reported on the stream, logged
             log.exception("run.begin_failed", run_id=run.run_id)
             error = failure
@@ -282,7 +288,12 @@ class BackupRuns:
             await stream.close(error)
 
     async def _after_pre(
-        self, run: RunRecord, ctx: ChainContext, pre: ChainResult, stream: EventStream
+        self,
+        run: RunRecord,
+        ctx: ChainContext,
+        pre: ChainResult,
+        stream: EventStream,
+        on_open: Callable[[RunRecord], Awaitable[None]] | None,
     ) -> None:
         pre_summary = summary([pre], verdict=pre.verdict, post_chain_ran=False,
                               run_state=AWAITING_END)
@@ -298,15 +309,18 @@ class BackupRuns:
             )
             return
         if pre.stop is None:
+            run.lease_expires_at = self.clock.now() + run.lease_seconds
             await self.journal.update_run(
                 run.run_id,
                 state=AWAITING_END,
                 verdict=executor_pb2.VERDICT_PROCEED,
                 pre_started=True,
-                lease_expires_at=self.clock.now() + run.lease_seconds,
+                lease_expires_at=run.lease_expires_at,
                 variables=ctx.variables,
                 pre_summary=pre_summary,
             )
+            if on_open is not None:
+                await on_open(run)
             await stream.emit(summary=pre_summary)
             return
         outcome = _OUTCOME_OF_STOP[pre.stop]
@@ -338,10 +352,17 @@ class BackupRuns:
     # --- EndBackup ------------------------------------------------------------------------
 
     async def end(
-        self, run_id: str, outcome: int, variables: Mapping[str, str], *, field_prefix: str = ""
+        self,
+        run_id: str,
+        outcome: int,
+        variables: Mapping[str, str],
+        *,
+        kinds: tuple[str, ...] = (KIND_BACKUP, KIND_INLINE),
+        field_prefix: str = "",
     ) -> Started:
         """Run the post chain of a run waiting for its end; for an ended run, replay its
-        recorded summary without running anything."""
+        recorded summary without running anything. ``kinds``: the runs this RPC may end
+        (a maintenance window ends with LeaveWindow, not EndBackup)."""
         problems = Violations()
         for check in (
             lambda: check_run_id(run_id),
@@ -354,6 +375,11 @@ class BackupRuns:
                 problems.items.extend(error.violations)
         problems.raise_if_any()
         run = await self._get(run_id)
+        if run.kind not in kinds:
+            raise FailedPrecondition(
+                f"run {run_id} is a {run.kind} run; it is not ended this way",
+                metadata={"run_id": run_id, "kind": run.kind},
+            )
         if run.state == PRE_RUNNING:
             raise FailedPrecondition(
                 f"run {run_id} is still in its pre chain; end it after BeginBackup's summary",

@@ -73,11 +73,11 @@ async def start_library(
         mirror = ScriptMirror(mirror_root(settings.data_dir), database, mirror_scan_seconds)
         await mirror.start()
     context = LibraryContext(settings=settings, database=database, mirror=mirror)
-    # Built-in templates: installed or upgraded before serving (maintenance/install_templates).
-    if settings.install_templates:
-        await install_templates.install_at_startup(context)
     servicer = ScriptLibraryServicer(context)
     try:
+        # Built-in templates: installed or upgraded before serving (maintenance/install_templates).
+        if settings.install_templates:
+            await install_templates.install_at_startup(context)
         running = await start_server(
             listen=settings.library_listen,
             register=lambda server: add_service(server, servicer, SERVICE),

@@ -73,11 +73,15 @@ EOF
 step "Get it back by name: content, digest, parameters"
 grpc -d '{"name": "stop-nextcloud"}' "$ADDR" hookshelf.library.v1.ScriptLibraryService/GetScript
 
-step "The file mirror on disk"
-show ls -l "$DEMO_DIR/data/scripts/library/"
+step "The file mirror on disk: the same content, mode 0755"
+show ls -l "$DEMO_DIR/data/scripts/library/stop-nextcloud.sh"
+show cat "$DEMO_DIR/data/scripts/library/stop-nextcloud.sh"
 
-step "List the library"
-grpc -d '{"page_size": 10}' "$ADDR" hookshelf.library.v1.ScriptLibraryService/ListScripts
+step "Search the library (built-in templates included), names only"
+printf '$ %s\n' "$GRPCURL -plaintext -d '{\"query\": \"nextcloud\", \"page_size\": 10}' $ADDR hookshelf.library.v1.ScriptLibraryService/ListScripts"
+"$GRPCURL" -plaintext -d '{"query": "nextcloud", "page_size": 10}' "$ADDR" \
+    hookshelf.library.v1.ScriptLibraryService/ListScripts \
+    | "$PY" -c 'import json, sys; [print(" ", s["name"], "-", s.get("description", "")[:70]) for s in json.load(sys.stdin).get("scripts", [])]'
 
 step "Stop with SIGTERM: drain, then exit 0"
 show kill -TERM "$LIB_PID"

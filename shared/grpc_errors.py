@@ -46,9 +46,7 @@ def _pack(message: object) -> any_pb2.Any:
 
 def status_for(error: HookshelfError) -> status_pb2.Status:
     """The google.rpc.Status that tells a client what went wrong and where."""
-    code = next(
-        (c for cls, c in _CODES.items() if isinstance(error, cls)), code_pb2.INTERNAL
-    )
+    code = next((c for cls, c in _CODES.items() if isinstance(error, cls)), code_pb2.INTERNAL)
     details = [
         _pack(
             error_details_pb2.ErrorInfo(

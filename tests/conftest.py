@@ -57,12 +57,11 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every test using this runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
+        return f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

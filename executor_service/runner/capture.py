@@ -3,11 +3,12 @@
 What is kept for the record (``CapturedOutput`` in the library's ``Execution``): ``head`` holds
 the first ``HEAD_LIMIT`` bytes; ``tail`` the last bytes after the head, at most
 ``TAIL_LIMIT`` (empty while the head can hold everything); ``truncated`` says bytes between
-them were dropped. Memory stays at most HEAD_LIMIT + 2 * TAIL_LIMIT whatever the volume.
+them were dropped. Memory stays within HEAD_LIMIT + TAIL_LIMIT + one piece whatever the volume.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 HEAD_LIMIT = 64 * 1024
@@ -30,13 +31,17 @@ class CapturedOutput:
 
 
 class HeadTailCapture:
-    """Accumulates a stream into a bounded head and tail."""
+    """Accumulates a stream into a bounded head and tail.
+
+    The tail holds references to the last pieces added rather than copying them (they are
+    immutable), and is only joined and cut in ``result``."""
 
     def __init__(self, head_limit: int = HEAD_LIMIT, tail_limit: int = TAIL_LIMIT) -> None:
         self._head_limit = head_limit
         self._tail_limit = tail_limit
         self._head = bytearray()
-        self._tail = bytearray()
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
         self._total = 0
 
     def add(self, data: bytes) -> None:
@@ -45,21 +50,20 @@ class HeadTailCapture:
         if room > 0:
             self._head += data[:room]
             data = data[room:]
-        if not data:
-            return
-        if len(data) >= self._tail_limit:
-            self._tail = bytearray(data[-self._tail_limit :])
-            return
-        self._tail += data
-        excess = len(self._tail) - self._tail_limit
-        if excess > 0:
-            del self._tail[:excess]
+            if not data:
+                return
+        self._tail.append(data)
+        self._tail_size += len(data)
+        # Drop whole pieces that the rest of the tail already makes unnecessary.
+        while self._tail_size - len(self._tail[0]) >= self._tail_limit:
+            self._tail_size -= len(self._tail.popleft())
 
     def result(self) -> CapturedOutput:
-        kept = len(self._head) + len(self._tail)
+        tail = b"".join(self._tail)[-self._tail_limit :] if self._tail else b""
+        kept = len(self._head) + len(tail)
         return CapturedOutput(
             head=bytes(self._head),
-            tail=bytes(self._tail),
+            tail=tail,
             total_bytes=self._total,
             truncated=kept < self._total,
         )

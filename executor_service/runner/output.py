@@ -4,9 +4,9 @@ Chunks are up to ``CHUNK_LIMIT`` bytes. Bytes are not sent as soon as they arriv
 chunk is full or ``FLUSH_DELAY`` after the first unsent byte, so a script printing a line at a
 time costs a message per 50 ms at most, never one per line. End of stream flushes at once.
 
-Backpressure: the pump awaits ``emit`` before reading again. While it waits, asyncio's pipe
-reader stops reading once its buffer holds 2 * the stream limit, the kernel pipe fills and
-the child blocks in write(): a slow consumer slows the child, and memory stays flat.
+Backpressure: the pump awaits ``emit`` before reading again. While it waits, the pipe reader
+stops reading past its high-water mark (see ``pipe_reader``), the kernel pipe fills and the
+child blocks in write(): a slow consumer slows the child, and memory stays flat.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from executor_service.runner.capture import HeadTailCapture
+from executor_service.runner.pipe_reader import PipeReader
 from executor_service.runner.redaction import Redactor
 
 CHUNK_LIMIT = 64 * 1024
@@ -41,7 +42,7 @@ class OutputPump:
     def __init__(
         self,
         stream: int,
-        reader: asyncio.StreamReader,
+        reader: PipeReader,
         emit: Emit,
         emit_lock: asyncio.Lock,
         secrets: tuple[str, ...],
@@ -53,44 +54,59 @@ class OutputPump:
         self._emit = emit
         self._emit_lock = emit_lock
         self._redactor = Redactor(secrets)
-        self._pending = bytearray()
+        self._pending = bytearray()  # less than one chunk, waiting for more or the delay
+        self._pending_since = 0.0
         self._offset = 0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        first_pending_at = 0.0
         while True:
-            timeout = None
-            if self._pending:
-                timeout = max(0.0, first_pending_at + FLUSH_DELAY - loop.time())
             self.waiting_since = loop.time()
-            try:
-                async with asyncio.timeout(timeout):
-                    # Never read more than fits in the chunk being built, so full chunks go
-                    # out whole and the pending buffer stays within one chunk.
-                    data = await self._reader.read(CHUNK_LIMIT - len(self._pending))
-            except TimeoutError:
-                self.waiting_since = None
-                await self._send(len(self._pending))
-                continue
+            if self._pending:
+                delay = max(0.0, self._pending_since + FLUSH_DELAY - loop.time())
+                try:
+                    async with asyncio.timeout(delay):
+                        data = await self._reader.read()
+                except TimeoutError:
+                    self.waiting_since = None
+                    await self._send_pending()
+                    continue
+            else:
+                data = await self._reader.read()
             self.waiting_since = None
             if not data:
                 break
-            released = self._redactor.feed(data)
-            if released:
-                if not self._pending:
-                    first_pending_at = loop.time()
-                self._pending += released
-                while len(self._pending) >= CHUNK_LIMIT:
-                    await self._send(CHUNK_LIMIT)
-                    first_pending_at = loop.time()
-        self._pending += self._redactor.flush()
-        while self._pending:
-            await self._send(min(CHUNK_LIMIT, len(self._pending)))
+            await self._take(self._redactor.feed(data))
+        await self._take(self._redactor.flush())
+        await self._send_pending()
 
-    async def _send(self, size: int) -> None:
-        data = bytes(self._pending[:size])
-        del self._pending[:size]
+    async def _take(self, data: bytes) -> None:
+        """Send what makes full chunks now; keep the rest pending."""
+        if not data:
+            return
+        view = memoryview(data)
+        if self._pending:
+            room = CHUNK_LIMIT - len(self._pending)
+            self._pending += view[:room]
+            view = view[room:]
+            if len(self._pending) < CHUNK_LIMIT:
+                return
+            await self._send_pending()
+        # Full chunks straight from the piece read: one copy, no detour through _pending.
+        while len(view) >= CHUNK_LIMIT:
+            await self._send(bytes(view[:CHUNK_LIMIT]))
+            view = view[CHUNK_LIMIT:]
+        if view:
+            self._pending += view
+            self._pending_since = asyncio.get_running_loop().time()
+
+    async def _send_pending(self) -> None:
+        if self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
         self.capture.add(data)
         chunk = OutputChunk(stream=self.stream, data=data, offset=self._offset)
         self._offset += len(data)

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import structlog
+
 from executor_service.runner.process_table import (
     ProcessInfo,
     ProcessTable,
+    own_children,
     read_environ,
     read_process,
     reap,
@@ -52,7 +54,7 @@ KILL_SWEEP_SECONDS = 5.0
 _SWEEP_PAUSE = 0.02
 STRAY_ZOMBIE_AGE = 0.5
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("hookshelf.executor.runner")
 
 
 @dataclass(eq=False)
@@ -153,6 +155,20 @@ class ProcessTracker:
         self._reap_zombies()
         self._reap_strays(table, leaders, now)
 
+    def nothing_left_behind(self) -> bool:
+        """True when no process of any finished step can be alive (nor a zombie to reap):
+        this process has no child but the leaders of tracked steps.
+
+        Sound because the executor is a subreaper: whatever a step started descends from
+        its leader, and when the leader is gone its descendants are re-parented to us, so
+        each of them is a child of ours or below one. Costs a few small reads instead of a
+        scan, which makes the common end of a step (nothing left) cheap.
+        """
+        children = own_children()
+        if children is None:
+            return False  # cannot tell cheaply: the caller scans
+        return not (children - {tree.leader for tree in self._trees})
+
     def rescan(self) -> None:
         """Scan now, whatever the age of the last scan (before and while killing)."""
         self.refresh(max_age=0.0)
@@ -212,7 +228,6 @@ class ProcessTracker:
                 del current[key]
         self._strays = current
 
-
     async def collect_strays(self) -> None:
         """Wait until the stray zombies seen so far are reaped (at most STRAY_ZOMBIE_AGE and a
         scan): a step that produced some does not end leaving them behind. Free when none."""
@@ -229,8 +244,10 @@ async def poll(tracker: ProcessTracker | None = None) -> None:
     """Keep the tracked steps up to date while one runs (cancel this task when it ends)."""
     tracker = tracker or TRACKER
     while True:
-        tracker.refresh()
+        # Sleep first: a step shorter than the interval costs no scan; what it left behind
+        # is found when it ends (see ProcessTracker.nothing_left_behind).
         await asyncio.sleep(POLL_INTERVAL)
+        tracker.refresh()
 
 
 def _signal_all(tree: StepTree, signum: int, *, group: bool) -> None:
@@ -275,6 +292,8 @@ async def terminate(
     leader's status (so its pid, hence the group id, is still reserved).
     """
     tracker = tracker or TRACKER
+    if not leader_running and tracker.nothing_left_behind():
+        return Termination(found=0, killed=False)
     tracker.rescan()
     alive = tree.alive()
     if not alive and not leader_running:
@@ -304,8 +323,8 @@ async def kill(tree: StepTree, *, tracker: ProcessTracker | None = None) -> None
             return
         if time.monotonic() > deadline:
             log.warning(
-                "step processes survive SIGKILL (uninterruptible?): %s",
-                sorted(info.pid for info in survivors),
+                "runner.unkillable_processes",  # uninterruptible sleep (state D)?
+                pids=sorted(info.pid for info in survivors),
             )
             return
         _signal_all(tree, signal.SIGKILL, group=_group_exists(tree, False))

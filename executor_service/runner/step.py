@@ -35,7 +35,9 @@ Decisions (see also the docstrings of the modules this one uses):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import fcntl
 import math
 import os
 import re
@@ -47,8 +49,9 @@ from enum import Enum
 from pathlib import Path
 
 from executor_service.runner.capture import CapturedOutput
-from executor_service.runner.output import CHUNK_LIMIT, Emit, OutputChunk, OutputPump
+from executor_service.runner.output import Emit, OutputChunk, OutputPump
 from executor_service.runner.output_variables import read_output_variables
+from executor_service.runner.pipe_reader import PipeReader
 from executor_service.runner.process_tree import (
     TRACKER,
     StepTree,
@@ -72,6 +75,8 @@ DRAIN_IDLE_SECONDS = 2.0
 # How long to wait for the leader's status once every process of the step got SIGKILL.
 REAP_WAIT_SECONDS = 30.0
 _DRAIN_CHECK_SECONDS = 0.25
+PIPE_SIZE = 1024 * 1024
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _STDOUT = executor_pb2.OUTPUT_STREAM_STDOUT
 _STDERR = executor_pb2.OUTPUT_STREAM_STDERR
 _Status = library_pb2.ExecutionStatus
@@ -151,8 +156,8 @@ class _StepRun:
         environment = dict(self.spec.environment)
         environment.setdefault("HOME", str(self.workspace.directory))
         environment["HOOKSHELF_OUTPUT"] = str(self.workspace.output_file)
-        stdout_read, stdout_write = os.pipe()
-        stderr_read, stderr_write = os.pipe()
+        stdout_read, stdout_write = _pipe()
+        stderr_read, stderr_write = _pipe()
         # Our own pipes rather than asyncio's PIPE so the runner owns the read transports
         # and can close one that a stranger keeps open (see _drain).
         pipes = [os.fdopen(fd, "rb", buffering=0) for fd in (stdout_read, stderr_read)]
@@ -187,10 +192,7 @@ class _StepRun:
             emit_lock = asyncio.Lock()
             pumps = []
             for stream, pipe in zip((_STDOUT, _STDERR), pipes, strict=True):
-                reader = asyncio.StreamReader(limit=CHUNK_LIMIT)
-                transport, _ = await self.loop.connect_read_pipe(
-                    lambda reader=reader: asyncio.StreamReaderProtocol(reader), pipe
-                )
+                transport, reader = await self.loop.connect_read_pipe(PipeReader, pipe)
                 transports.append(transport)
                 pumps.append(OutputPump(stream, reader, self.emit, emit_lock, self.spec.secrets))
             tasks = [asyncio.create_task(pump.run()) for pump in pumps]
@@ -427,6 +429,16 @@ async def _spawn(
                 raise
             await asyncio.sleep(0.01 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _pipe() -> tuple[int, int]:
+    """A pipe for one output stream, enlarged when the system allows: a bulk writer then
+    hands over more per wake-up, which roughly doubles throughput on a busy machine. Memory
+    is only used while the pipe is full, i.e. while the consumer is slower than the step."""
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
+    return read_end, write_end
 
 
 def _shebang_interpreter(content: bytes) -> str | None:

@@ -6,20 +6,20 @@ The directory (mode 0700) is the step's cwd and, unless a variable sets one, its
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
 import stat
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 OUTPUT_FILE_NAME = "hookshelf-output"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("hookshelf.executor.runner")
 
 
 @dataclass(frozen=True)
@@ -31,20 +31,35 @@ class Workspace:
     def remove(self) -> None:
         """Delete the directory and everything in it; a hook that made parts unwritable
         (``chmod 000 dir``) does not stop it. Failures are logged, never raised."""
+        try:  # the common case, cheaply: the hook left nothing of its own
+            self.script.unlink(missing_ok=True)
+            self.output_file.unlink(missing_ok=True)
+            self.directory.rmdir()
+            return
+        except OSError:
+            pass
 
-        def make_writable_and_retry(function, path, _error) -> None:
-            try:
-                os.chmod(os.path.dirname(path), stat.S_IRWXU)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    os.chmod(path, stat.S_IRWXU)
-                function(path)
-            except OSError as error:
-                log.warning("could not remove %s from a step's workspace: %s", path, error)
+        try:
+            shutil.rmtree(self.directory)
+            return
+        except OSError:
+            pass
+        try:  # the hook removed permissions somewhere (`chmod 000 .`): give them back
+            _make_directories_writable(self.directory)
+            shutil.rmtree(self.directory)
+        except OSError as error:
+            log.warning("runner.workspace_not_removed", path=str(self.directory), error=str(error))
 
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(self.directory, onexc=make_writable_and_retry)
-        else:
-            shutil.rmtree(self.directory, onerror=make_writable_and_retry)
+
+def _make_directories_writable(root: Path) -> None:
+    """u+rwx on every directory of the tree, each before it is entered. Symlinks are left
+    alone (chmod would follow them); the step's processes are all gone by now."""
+    os.chmod(root, stat.S_IRWXU)
+    for directory, subdirectories, _ in os.walk(root):
+        for name in subdirectories:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, stat.S_IRWXU)
 
 
 def create_workspace(
@@ -52,6 +67,7 @@ def create_workspace(
 ) -> Workspace:
     """Make the directory under ``work_root``, write the script (mode 0700) and an empty
     output file into it."""
+    work_root = work_root.absolute()  # the script is exec'd by path from inside the directory
     work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory = Path(
         tempfile.mkdtemp(prefix=f"step-{_safe(execution_id, 'x')[:36]}-", dir=work_root)

@@ -95,7 +95,9 @@ class ScriptRpcs:
     ) -> library_pb2.CreateScriptResponse:
         """Creates a script and its version 1; idempotent by request_id."""
         view = await scripts.create_script(
-            self.ctx, fields_of(request.script), author=request.author,
+            self.ctx,
+            fields_of(request.script),
+            author=request.author,
             request_id=request.request_id,
         )
         return library_pb2.CreateScriptResponse(script=script_to_proto(view))
@@ -184,4 +186,3 @@ class ScriptRpcs:
         return library_pb2.GetScriptContentResponse(
             digest=row.digest, content=row.content, size_bytes=row.size_bytes
         )
-

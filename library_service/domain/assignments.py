@@ -9,8 +9,8 @@ Decisions (documented in the README):
 - ``execution_order`` is a plain int32, so "unset" cannot be told from 0: an AssignScript
   with order 0 appends the step after the chain's current last (max + ORDER_STEP, or 0
   for an empty chain). Put a step first with ReorderAssignments or UpdateAssignment.
-- ``enabled`` is a plain proto3 bool: an AssignScript that does not send it creates a
-  disabled assignment (left out of plans). The CLI always sends it.
+- ``enabled`` has presence: an AssignScript that does not send it creates an enabled
+  assignment, and an update mask naming it while it is unset enables it again.
 - ``custom_run_on`` is accepted for both hook types and carried into every plan step; only
   the post chain consults it (pre hooks run whenever enabled, DESIGN §2).
 - An override set to its enum's UNSPECIFIED value means "no override", like leaving it
@@ -310,7 +310,7 @@ async def assign(session: AsyncSession, message: library_pb2.Assignment) -> mode
         script_id=script.id,
         hook_type=message.hook_type,
         execution_order=order,
-        enabled=message.enabled,
+        enabled=_enabled_of(message),
         parameter_values=values,
         created_at=now,
         updated_at=now,
@@ -392,7 +392,7 @@ async def update(
     if "execution_order" in mask:
         row.execution_order = message.execution_order
     if "enabled" in mask:
-        row.enabled = message.enabled
+        row.enabled = _enabled_of(message)
     for name, value in overrides.items():
         setattr(row, name, value)
     row.updated_at = datetime.now(UTC)
@@ -447,3 +447,8 @@ async def reorder(
             row.updated_at = now
     await session.flush()
     return [by_id[ident] for ident in wanted]
+
+
+def _enabled_of(message: library_pb2.Assignment) -> bool:
+    """Unset means enabled: attaching a script is meant to make it run."""
+    return message.enabled if message.HasField("enabled") else True

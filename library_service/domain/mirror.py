@@ -66,9 +66,10 @@ def _stamp_of(result: os.stat_result) -> Stamp:
 
 
 def stamp(path: Path) -> Stamp | None:
-    """The file's stamp, None when there is no file."""
+    """The stamp of what is at ``path`` (a symlink's own, not its target's), None when
+    nothing is."""
     try:
-        return _stamp_of(os.stat(path))
+        return _stamp_of(os.lstat(path))
     except FileNotFoundError:
         return None
 
@@ -98,13 +99,22 @@ def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
 
 
 def _read_settled(path: Path) -> tuple[bytes, Stamp] | None:
-    """The file's bytes and stamp, or None when it vanished or changed while being read
-    (someone is writing it in place: look again at the next scan)."""
+    """The regular file's bytes (at most one more than content may have) and stamp, or
+    None when it vanished, became something else or changed while being read (someone is
+    writing it in place: look again at the next scan). Never follows a symlink: the
+    mirror must not import whatever file a link points to."""
     try:
         before = stamp(path)
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = handle.read(versions.MAX_CONTENT_BYTES + 1)
+        finally:
+            os.close(fd)
         after = stamp(path)
-    except FileNotFoundError:
+    except OSError:  # gone (ENOENT) or swapped for a symlink (ELOOP) meanwhile
         return None
     if before is None or before != after:
         return None
@@ -189,6 +199,7 @@ class ScriptMirror:
         """One pass over every script: import edits, recreate missing files, follow
         renames and deletions made by other replicas."""
         S = models.Script
+        self.root.mkdir(parents=True, exist_ok=True)  # in case someone removed it
         async with self.database.transaction() as session:
             rows = [
                 _Target(*row)
@@ -204,17 +215,24 @@ class ScriptMirror:
                 and stamps.get(target.slug) == seen.stamp
             ):
                 continue  # untouched since it was last synced: the common case, no I/O
-            await self._locked_sync(target.id, import_edits=True)
+            await self._sync_logged(target.id)
         for gone in set(self._seen) - {target.id for target in rows}:
-            await self._locked_sync(gone, import_edits=True)
+            await self._sync_logged(gone)
+
+    async def _sync_logged(self, script_id: str) -> None:
+        """One script of a scan: its trouble (a full disk, say) must not stop the rest."""
+        try:
+            await self._locked_sync(script_id, import_edits=True)
+        except Exception:  # the next scan tries again
+            log.exception("mirror.sync_failed", script_id=script_id)
 
     async def refresh(self, *, script_id: str = "", name: str = "") -> None:
         """Imports an edit of one script's file before the script is read or changed."""
         if not script_id:
             async with self.database.transaction() as session:
-                found = await session.scalar(select(models.Script.id).where(
-                    models.Script.name == name
-                ))
+                found = await session.scalar(
+                    select(models.Script.id).where(models.Script.name == name)
+                )
             if found is None:
                 return  # the read will say NOT_FOUND
             script_id = found
@@ -223,7 +241,7 @@ class ScriptMirror:
             return
         try:
             await self._locked_sync(script_id, import_edits=True)
-        except OSError:
+        except (OSError, ValueError):  # the read goes on from the database, the record
             log.exception("mirror.refresh_failed", script_id=script_id)
 
     async def publish(self, script_id: str) -> None:
@@ -273,6 +291,11 @@ class ScriptMirror:
         if current is None:
             await self._write(target, path)
             return
+        if not stat.S_ISREG(current[3]):
+            # A symlink or the like is nobody's edit of the script: put the file back.
+            log.warning("mirror.not_a_regular_file", script_id=target.id, file=str(path))
+            await self._write(target, path)
+            return
         if seen is not None and current == seen.stamp:
             if seen.synced_digest != target.digest:
                 await self._write(target, path)  # the database moved on
@@ -314,9 +337,7 @@ class ScriptMirror:
 
     async def _remove_unless_taken(self, slug: str) -> None:
         async with self.database.transaction() as session:
-            taken = await session.scalar(
-                select(models.Script.id).where(models.Script.slug == slug)
-            )
+            taken = await session.scalar(select(models.Script.id).where(models.Script.slug == slug))
         if taken is None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path_for(slug))

@@ -149,13 +149,19 @@ def check_specs(field: str, specs: Sequence[ParameterSpec]) -> list[ParameterSpe
             problems.add(f"{path}.name", f"declares {name} a second time")
         seen.add(name)
         _collect(
-            problems, check_enum, f"{path}.type", spec.type,
-            library_pb2.ParameterType.DESCRIPTOR, allow_unspecified=True,
+            problems,
+            check_enum,
+            f"{path}.type",
+            spec.type,
+            library_pb2.ParameterType.DESCRIPTOR,
+            allow_unspecified=True,
         )
-        _collect(problems, check_text, f"{path}.description", spec.description,
-                 MAX_DESCRIPTION_LENGTH)
-        _collect(problems, check_text, f"{path}.default_value", spec.default_value,
-                 MAX_DEFAULT_LENGTH)
+        _collect(
+            problems, check_text, f"{path}.description", spec.description, MAX_DESCRIPTION_LENGTH
+        )
+        _collect(
+            problems, check_text, f"{path}.default_value", spec.default_value, MAX_DEFAULT_LENGTH
+        )
         checked.append(
             ParameterSpec(
                 name=name,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -160,10 +160,9 @@ class DeletedScript:
 
 def check_category(path: str, value: str) -> str:
     """Like a name (no control characters) but optional and at most 64 characters."""
-    category = check_name(path, value, required=False)
-    if len(category) > MAX_CATEGORY_LENGTH:
+    if len(value) > MAX_CATEGORY_LENGTH:
         raise InvalidArgument(path, f"must be at most {MAX_CATEGORY_LENGTH} characters")
-    return category
+    return check_name(path, value, required=False)
 
 
 def _check_content(path: str, content: str) -> str:
@@ -194,9 +193,10 @@ def _checked(fields: ScriptFields, paths: Collection[str], *, creating: bool) ->
     check("default_timeout_seconds", check_timeout, timeout)
     check(
         "default_run_on",
-        lambda path, value: check_enum(
-            path, value, library_pb2.RunOn.DESCRIPTOR, allow_unspecified=True
-        ) or DEFAULT_RUN_ON,
+        lambda path, value: (
+            check_enum(path, value, library_pb2.RunOn.DESCRIPTOR, allow_unspecified=True)
+            or DEFAULT_RUN_ON
+        ),
         fields.default_run_on,
     )
     check("parameters", parameters.check_specs, fields.parameters)
@@ -322,6 +322,11 @@ async def list_scripts(
             raise InvalidArgument("page_token", "is not a token this server issued")
         query = query.where(S.name > last[0])
     async with ctx.database.transaction() as session:
+        if query_text and not ctx.database.is_sqlite:
+            # asyncpg prepares statements, and after a few runs PostgreSQL may switch to
+            # a generic plan that cannot see the pattern, so it ignores the trigram
+            # indexes (200 ms instead of 5 over 100,000 scripts). Plan for each pattern.
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         rows = list(await session.scalars(query.order_by(S.name).limit(size + 1)))
         token = ""
         if len(rows) > size:
@@ -511,8 +516,11 @@ def _in_use(
             "window_count": str(len(in_windows)),
             "assignments": json.dumps(
                 [
-                    {"id": a.id, "repository_id": a.repository_id,
-                     "hook_type": _hook_name(a.hook_type)}
+                    {
+                        "id": a.id,
+                        "repository_id": a.repository_id,
+                        "hook_type": _hook_name(a.hook_type),
+                    }
                     for a in assigned[:MAX_LISTED_USES]
                 ]
             ),
@@ -552,4 +560,3 @@ async def delete_script(
     if ctx.mirror is not None:
         await ctx.mirror.publish(script_id)
     return DeletedScript(name=name, removed_assignments=list(assigned))
-

@@ -149,9 +149,12 @@ async def list_versions(
         if len(last) != 1 or not isinstance(last[0], int) or isinstance(last[0], bool):
             raise InvalidArgument("page_token", "is not a token this server issued")
         query = query.where(V.number < last[0])
-    rows = [(version, int(size_bytes)) for version, size_bytes in await session.execute(
-        query.order_by(V.number.desc()).limit(size + 1)
-    )]
+    rows = [
+        (version, int(size_bytes))
+        for version, size_bytes in await session.execute(
+            query.order_by(V.number.desc()).limit(size + 1)
+        )
+    ]
     token = ""
     if len(rows) > size:
         rows = rows[:size]

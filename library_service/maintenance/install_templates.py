@@ -66,7 +66,7 @@ async def install_at_startup(context: LibraryContext) -> Outcome:
     raised: the library serves without (new) templates rather than not at all."""
     try:
         outcome = await run_script(InstallTemplates(context), database=context.database)
-    except Exception as error:  # noqa: BLE001 - e.g. the lock's connection failed
+    except Exception as error:
         log.exception("templates.install_failed", error=str(error))
         return Outcome("install_templates", "run", "failed", f"install_templates: {error}")
     if not outcome.ok:

@@ -27,8 +27,8 @@ ping_timeout="${PING_TIMEOUT:-10}"
 ping_retries="${PING_RETRIES:-3}"
 strict="${PING_STRICT:-false}"
 
-# Tolerate the spellings of the executor's variables: PRE_BACKUP, pre_backup,
-# HOOK_TYPE_PRE_BACKUP; FAILURE, failure, BACKUP_OUTCOME_FAILURE...
+# The executor says pre-backup / post-backup and success, warning, failure, cancelled,
+# aborted, skipped; other spellings (PRE_BACKUP, BACKUP_OUTCOME_FAILURE...) are tolerated.
 hook_type="${HOOKSHELF_HOOK_TYPE:-}"
 hook_type="${hook_type,,}"
 hook_type="${hook_type#hook_type_}"
@@ -61,6 +61,16 @@ base="${PING_URL%%\?*}"
 query=""
 if [[ "${PING_URL}" == *\?* ]]; then
     query="?${PING_URL#*\?}"
+fi
+# healthchecks.io pairs a start with its end by run id (a UUID): concurrent backups
+# reporting to the same check do not mix up their durations.
+run_id="${HOOKSHELF_RUN_ID:-}"
+if [[ "${run_id}" =~ ^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$ ]]; then
+    if [[ -n "${query}" ]]; then
+        query+="&rid=${run_id}"
+    else
+        query="?rid=${run_id}"
+    fi
 fi
 url="${base%/}${suffix}${query}"
 

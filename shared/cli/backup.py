@@ -22,10 +22,12 @@ import typer
 
 from shared.cli.choices import key_values
 from shared.cli.render import EventPrinter, err
-from shared.cli.runs import EXIT_ABORT, EXIT_SKIP, show_stream
+from shared.cli.runs import EXIT_ABORT, EXIT_SKIP, REATTACHED, show_stream
 from shared.cli.runtime import EXIT_UNAVAILABLE, Config, config, run
 from shared.client import ExecutorClient, HookshelfCallError, HookStream, LeaseKeeper
 from shared.stubs import executor_pb2, library_pb2
+
+PRE_DONE = (executor_pb2.RUN_STATE_AWAITING_END, executor_pb2.RUN_STATE_ENDED)
 
 EXIT_REFUSED = 64  # EX_USAGE: the executor refused the run (1 is borg's "warning")
 EXIT_CANNOT_EXECUTE = 126
@@ -111,14 +113,17 @@ class Wrapper:
         if self.phase == "pre" and self.pre_task:
             self.printer.warn(f"{name}: stopping the pre chain; the post chain will still run")
             self.pre_task.cancel()
-        elif self.phase == "command" and self.process and first:
-            self.printer.warn(f"{name}: stopping {self.command[0]}; the post chain will still run")
-            self._stop_command()
+        elif self.phase == "command" and self.process:
+            if first:
+                self.printer.warn(f"{name}: stopping {self.command[0]}; the post chain will run")
+            else:
+                self.printer.warn(f"{name} again: killing {self.command[0]} now")
+            self._stop_command(force=not first)
         elif self.phase == "post":
             self.printer.warn(f"{name}: the post chain is running; waiting for it to finish")
 
-    def _stop_command(self) -> None:
-        """SIGTERM to COMMAND's process group, SIGKILL after a grace."""
+    def _stop_command(self, *, force: bool = False) -> None:
+        """SIGTERM to COMMAND's process group, SIGKILL after a grace (or now, if force)."""
         assert self.process is not None
         pgid = self.process.pid  # it leads its own group (process_group=0)
 
@@ -128,6 +133,9 @@ class Wrapper:
             except ProcessLookupError:
                 pass
 
+        if force:
+            kill(signal.SIGKILL)
+            return
         kill(signal.SIGTERM)
         loop = asyncio.get_running_loop()
         self._killer = loop.call_later(KILL_GRACE_SECONDS, kill, signal.SIGKILL)
@@ -147,60 +155,68 @@ class Wrapper:
             if stream.run_id:
                 keeper.start(stream.run_id)
             self.printer.show(event)
+        if stream.reattached:
+            self.printer.note(REATTACHED)
         assert stream.summary is not None
         return stream.summary
 
     async def _backup(self, executor: ExecutorClient) -> int:
         keeper = executor.keep_alive(self.lease, on_problem=self.printer.warn)
-        self.pre_task = asyncio.create_task(self._pre(executor, keeper))
-        summary: executor_pb2.SummaryEvent | None = None
         try:
-            summary = await self.pre_task
-        except asyncio.CancelledError:
-            if self.signal is None:
-                raise
-        finally:
-            if summary is None or summary.verdict != executor_pb2.VERDICT_PROCEED:
-                await keeper.stop()
-        run_id = self.stream.run_id if self.stream else ""
+            self.pre_task = asyncio.create_task(self._pre(executor, keeper))
+            summary: executor_pb2.SummaryEvent | None = None
+            try:
+                summary = await self.pre_task
+            except asyncio.CancelledError:
+                if self.signal is None:
+                    raise  # not ours: someone cancelled us
+            run_id = self.stream.run_id if self.stream else ""
 
-        if self.signal is not None:
-            status = 128 + self.signal
-            if not run_id:
+            if self.signal is None and summary is not None:
+                if summary.verdict == executor_pb2.VERDICT_SKIP:
+                    self.printer.note("a pre hook asked to skip this backup: COMMAND not run")
+                    return EXIT_SKIP
+                if summary.verdict != executor_pb2.VERDICT_PROCEED:
+                    self.printer.note("the pre chain aborted the backup: COMMAND not run")
+                    return EXIT_ABORT
+                status, outcome = await self._command(run_id, dict(summary.variables))
+            elif not run_id:
                 self.printer.warn("interrupted before the run started; nothing to end")
-                return status
-            outcome = library_pb2.BACKUP_OUTCOME_CANCELLED
-        else:
-            assert summary is not None
-            if summary.verdict == executor_pb2.VERDICT_SKIP:
-                self.printer.note("a pre hook asked to skip this backup: COMMAND not run")
-                return EXIT_SKIP
-            if summary.verdict != executor_pb2.VERDICT_PROCEED:
-                self.printer.note("the pre chain aborted the backup: COMMAND not run")
-                return EXIT_ABORT
-            self.phase = "command"
-            self.printer.note(f"running {' '.join(self.command)}")
-            status = await self._run_command(run_id, dict(summary.variables))
-            await keeper.stop()
-            if self.signal is not None:
-                outcome = library_pb2.BACKUP_OUTCOME_CANCELLED
+                return 128 + (self.signal or signal.SIGINT)
             else:
-                outcome = outcome_for(status, borg=self.borg)
+                # Interrupted in the pre chain: the executor kills the running hook and ends
+                # the run itself (outcome cancelled); EndBackup then replays how it ended.
+                self.phase = "post"
+                status, outcome = 128 + (self.signal or 0), library_pb2.BACKUP_OUTCOME_CANCELLED
+                await executor.wait_for_run(run_id, lambda run: run.state in PRE_DONE)
             if keeper.lost:
                 self.printer.warn("the run's lease was lost while COMMAND ran (see above)")
+        finally:
+            await keeper.stop()
 
         self.phase = "post"
         name = library_pb2.BackupOutcome.Name(outcome).removeprefix("BACKUP_OUTCOME_").lower()
-        self.printer.note(f"{self.command[0]} exited {status}: outcome {name}")
+        self.printer.note(f"outcome {name}: running the post chain")
         try:
             await show_stream(executor.end_backup(run_id, outcome), self.printer)
         except HookshelfCallError as error:
             self.printer.warn(
                 f"could not run the post chain: {error} — the executor runs it when the "
-                f"run's lease expires"
+                "run's lease expires"
             )
             return status or EXIT_UNAVAILABLE
         return status
+
+    async def _command(self, run_id: str, hook_variables: dict[str, str]) -> tuple[int, int]:
+        """Run COMMAND; its exit status and the outcome it means."""
+        self.phase = "command"
+        self.printer.note(f"running {' '.join(self.command)}")
+        status = await self._run_command(run_id, hook_variables)
+        self.printer.note(f"{self.command[0]} exited {status}")
+        if self.signal is not None:
+            # We stopped it: exit as a shell would for the signal we got.
+            return 128 + self.signal, library_pb2.BACKUP_OUTCOME_CANCELLED
+        return status, outcome_for(status, borg=self.borg)
 
     async def _run_command(self, run_id: str, hook_variables: dict[str, str]) -> int:
         # Variables the pre hooks returned (KEY=VALUE in $HOOKSHELF_OUTPUT) reach COMMAND.

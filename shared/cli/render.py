@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from google.protobuf import json_format, message, timestamp_pb2
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shared.cli.choices import label
 from shared.stubs import executor_pb2, library_pb2
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+OUTPUT_INDENT = "    │ "
+
+
+def _console(stream: TextIO) -> Console:
+    # Piped or redirected output gets wide tables instead of rich's 80 columns.
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr)
 
 
 def to_dict(msg: message.Message) -> dict[str, Any]:
@@ -52,17 +63,22 @@ def seconds(duration_ms: int) -> str:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    grid = Table(
+        title=Text(title, style="bold") if title else None,
+        title_justify="left",
+        header_style="bold",
+    )
     for column in columns:
         grid.add_column(column, overflow="fold")
     count = 0
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Cells are data, never markup; styled cells come as rich Text.
+        grid.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
         count += 1
     if count:
         out.print(grid)
     else:
-        out.print(f"[dim]{title or 'nothing'}: none[/dim]" if title else "[dim]none[/dim]")
+        out.print(f"{title}: none" if title else "none", style="dim", markup=False)
 
 
 _STATUS_STYLE = {
@@ -74,10 +90,10 @@ _STATUS_STYLE = {
 }
 
 
-def status_text(status: int) -> str:
-    style = _STATUS_STYLE.get(status, "")
-    text = label(library_pb2.ExecutionStatus, status) or "?"
-    return f"[{style}]{text}[/{style}]" if style else text
+def status_text(status: int) -> Text:
+    return Text(
+        label(library_pb2.ExecutionStatus, status) or "?", style=_STATUS_STYLE.get(status, "")
+    )
 
 
 class EventPrinter:
@@ -112,25 +128,26 @@ class EventPrinter:
             self._plan(event.plan)
         elif kind == "step_started":
             step = event.step_started
-            self.line(f"[bold cyan]{self._n(step.step_index)} ▶ {step.script_name}[/bold cyan]")
+            self.line(f"{self._n(step.step_index)} ▶ {step.script_name}", "bold cyan")
         elif kind == "step_finished":
             self._finished(event.step_finished)
         elif kind == "step_skipped":
             skip = event.step_skipped
             why = skip.detail or label(executor_pb2.SkipReason, skip.reason)
-            self.line(f"[dim]{self._n(skip.step_index)} – {skip.script_name} skipped: {why}[/dim]")
+            self.line(f"{self._n(skip.step_index)} – {skip.script_name} skipped: {why}", "dim")
         elif kind == "summary":
             self._summary(event.summary)
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, style: str | None = None) -> None:
+        """One progress line, printed as is (no markup: names and messages are data)."""
         self._end_line()
-        self.progress.print(text)
+        self.progress.print(text, style=style, markup=False)
 
     def note(self, text: str) -> None:
-        self.line(f"[bold]hookshelf:[/bold] {text}")
+        self.line(f"hookshelf: {text}", "bold")
 
     def warn(self, text: str) -> None:
-        self.line(f"[bold yellow]hookshelf: {text}[/bold yellow]")
+        self.line(f"hookshelf: {text}", "bold yellow")
 
     def _n(self, index: int) -> str:
         return f"[{index - self.base + 1}/{self.total}]" if self.total else f"[{index}]"
@@ -142,20 +159,22 @@ class EventPrinter:
         outcome = label(library_pb2.BackupOutcome, plan.outcome)
         names = ", ".join(s.script_name for s in plan.steps) or "no steps"
         suffix = f" for outcome {outcome}" if outcome else ""
-        self.line(f"[bold]{chain} chain{suffix}: {self.total} step(s)[/bold] [dim]({names})[/dim]")
+        self.line(f"{chain} chain{suffix}: {self.total} step(s) ({names})", "bold")
 
     def _output(self, chunk: executor_pb2.OutputEvent) -> None:
+        """Hook output, each line indented under its step; stderr in red."""
         text = chunk.data.decode("utf-8", errors="replace")
-        if not text:
-            return
-        if chunk.stream == executor_pb2.OUTPUT_STREAM_STDERR:
+        is_err = chunk.stream == executor_pb2.OUTPUT_STREAM_STDERR
+        console = err if is_err else self.stdout
+        if is_err and console is not self.stdout:
             self._end_line()
-            err.print(text, end="", style="red", markup=False)
-            if not text.endswith("\n"):
-                err.print()
-        else:
-            self.stdout.print(text, end="", markup=False)
-            self.at_line_start = text.endswith("\n")
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start or is_err:
+                console.print(OUTPUT_INDENT, end="", style="dim", markup=False)
+            console.print(piece, end="", style="red" if is_err else None, markup=False)
+            self.at_line_start = piece.endswith("\n")
+        if is_err and console is not self.stdout:
+            self._end_line()
 
     def _end_line(self) -> None:
         if not self.at_line_start:
@@ -173,21 +192,17 @@ class EventPrinter:
         )
         if step.error_message:
             text += f": {step.error_message}"
-        self.line(f"[{style}]{text}[/{style}]" if style else text)
+        self.line(text, style or None)
 
     def _summary(self, summary: executor_pb2.SummaryEvent) -> None:
-        parts = []
         verdict = label(executor_pb2.Verdict, summary.verdict)
         outcome = label(library_pb2.BackupOutcome, summary.outcome)
-        if verdict:
-            parts.append(f"verdict [bold]{verdict.upper()}[/bold]")
-        if outcome:
-            parts.append(f"outcome {outcome}")
-        parts.append(
+        text = summary.message or (
             f"{summary.succeeded_count} succeeded, {summary.failed_count} failed, "
             f"{summary.skipped_count} skipped"
+            + (f"; verdict {verdict.upper()}" if verdict else "")
+            + (f"; outcome {outcome}" if outcome else "")
         )
-        text = " · ".join(parts)
-        if summary.message:
-            text += f" [dim]— {summary.message}[/dim]"
-        self.line(text)
+        bad = summary.failed_count or verdict in ("abort", "skip")
+        style = "bold yellow" if bad else "bold green"
+        self.line(text, style)

@@ -17,6 +17,10 @@ from shared.stubs import executor_pb2, library_pb2
 EXIT_ABORT = 70  # EX_SOFTWARE: the pre chain aborted the backup
 EXIT_SKIP = 75  # EX_TEMPFAIL, as borgmatic: a pre hook asked to skip the backup
 
+REATTACHED = (
+    "the stream was lost and reattached to the run; missed output is in `hookshelf history`"
+)
+
 Json = Annotated[bool, typer.Option("--json", help="One JSON event per line.")]
 Vars = Annotated[list[str] | None, typer.Option("--var", "-v", help="KEY=VALUE (repeatable).")]
 
@@ -30,9 +34,7 @@ async def show_stream(stream: HookStream, printer: EventPrinter) -> executor_pb2
     async for event in stream:
         printer.show(event)
     if stream.reattached and not printer.json_lines:
-        printer.note(
-            "the stream was lost and reattached; the step output is in `hookshelf history`"
-        )
+        printer.note(REATTACHED)
     assert stream.summary is not None  # a HookStream ends with its summary or raises
     return stream.summary
 

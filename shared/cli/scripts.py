@@ -69,7 +69,7 @@ def list_scripts(
             ["Name", "Category", "Ver", "Run on", "Timeout", "Used", "Last used", "Description"],
             (
                 (
-                    s.name + (" [dim](template)[/dim]" if s.is_template else ""),
+                    s.name + (" (template)" if s.is_template else ""),
                     s.category,
                     s.version_count,
                     label(pb.RunOn, s.default_run_on) or "success",

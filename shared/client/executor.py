@@ -47,6 +47,10 @@ def summary_from_run(run: pb.BackupRun, *, pre: bool) -> pb.HookEvent:
     else:
         summary.verdict, summary.outcome = run.verdict, run.outcome
         summary.post_chain_ran = run.state == pb.RUN_STATE_ENDED
+        summary.message = (
+            f"from the run's record: verdict {pb.Verdict.Name(run.verdict)}, "
+            f"outcome {library_pb2.BackupOutcome.Name(run.outcome)}"
+        )
     summary.run_state = run.state
     return pb.HookEvent(run_id=run.run_id, summary=summary)
 

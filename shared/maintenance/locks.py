@@ -73,9 +73,7 @@ class AdvisoryLock:
     async def release(self) -> None:
         if self._conn is not None:
             try:
-                await self._conn.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
-                )
+                await self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
             finally:
                 await self._close()
 

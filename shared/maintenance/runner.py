@@ -95,6 +95,8 @@ async def rollback(
     script: BaseScript, db: Database, *, echo: Callable[[str], None] = print
 ) -> Outcome:
     """Undo the last successful run; it becomes rolled_back, the rollback gets a row."""
+    if type(script).rollback is BaseScript.rollback:
+        return Outcome(script.name, "rollback", tracker.FAILED, f"{script.name} has no rollback")
     lock = locks.lock_for(db.url, script.name)
     if not await _acquire(lock, db, script.name, 0.0):
         return await _busy(db, script.name, "rollback")
@@ -104,7 +106,9 @@ async def rollback(
         if target is None or target.status != tracker.SUCCESS:
             state = "has never run" if target is None else f"last run is {target.status}"
             return Outcome(
-                script.name, "rollback", tracker.FAILED,
+                script.name,
+                "rollback",
+                tracker.FAILED,
                 f"{script.name}: nothing to roll back ({state})",
             )
         script.target = target
@@ -139,8 +143,11 @@ async def status(script: BaseScript, db: Database, *, limit: int = 10) -> Outcom
         lines.append(
             f"  EDITED: the script changed since its last success (run {last_success.id}): "
             f"{last_success.checksum} -> {checksum}"
-            + ("; it runs again on the next run" if script.rerun_when_changed
-               else "; use --force to run it again")
+            + (
+                "; it runs again on the next run"
+                if script.rerun_when_changed
+                else "; use --force to run it again"
+            )
         )
     lines.extend(_run_line(run) for run in runs)
     return Outcome(script.name, "status", REPORTED, "\n".join(lines), edited=edited, runs=runs)
@@ -172,8 +179,11 @@ async def run_script(
         if database is None:
             await db.close()
     log.info(
-        "maintenance.finished", script=script.name, status=outcome.status,
-        message=outcome.message, run_id=outcome.run_id,
+        "maintenance.finished",
+        script=script.name,
+        status=outcome.status,
+        message=outcome.message,
+        run_id=outcome.run_id,
     )
     return outcome
 
@@ -240,7 +250,11 @@ async def _tracked(
     """The body of a run or rollback, inside the lock: one tracker row from start to end."""
     script.reset(echo)
     row = await tracker.start(
-        db.engine, script.name, action=action, forced=force, checksum=checksum,
+        db.engine,
+        script.name,
+        action=action,
+        forced=force,
+        checksum=checksum,
         lease=script.lease_seconds,
     )
     beat = asyncio.create_task(_heartbeat(script, db, row.id))
@@ -291,7 +305,11 @@ async def _finish(
     script: BaseScript, db: Database, row: TrackedRun, status: str, error: str
 ) -> None:
     await tracker.finish(
-        db.engine, row, status=status, output=script.output, error=error,
+        db.engine,
+        row,
+        status=status,
+        output=script.output,
+        error=error,
         details=script.details,
     )
 

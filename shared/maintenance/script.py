@@ -110,7 +110,9 @@ class BaseScript:
             return "sha256:" + hashlib.sha256(files[0].read_bytes()).hexdigest()
         combined = hashlib.sha256()
         for path in files:
-            combined.update(f"{path.name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            combined.update(
+                f"{path.name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()
+            )
         return "sha256:" + combined.hexdigest()
 
     def main(self, argv: list[str] | None = None) -> None:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +28,6 @@ def _grpcurl_binary() -> str:
 
 
 GRPCURL = _grpcurl_binary()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """tests/conftest.py's, made synchronous (an async fixture cannot getfixturevalue an
-    async one under pytest-asyncio)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @dataclass
@@ -70,6 +59,7 @@ async def grpcurl(*args: str, data: str | None = None) -> Result:
     return Result(process.returncode or 0, out.decode(), err.decode())
 
 
+# grpcurl prints fields by their proto names (snake_case), enums by name.
 CONTENT = "#!/bin/sh\nset -eu\ndocker stop ${CONTAINERS:-nextcloud}\n"
 
 
@@ -140,7 +130,7 @@ async def test_create_and_get_a_script(library: LibraryHandle) -> None:
     assert created["id"]
     assert created["etag"]
     assert created["category"] == "docker"
-    assert created["filePath"].endswith("/scripts/library/stop-nextcloud.sh")
+    assert created["file_path"].endswith("/scripts/library/stop-nextcloud.sh")
     assert [p["name"] for p in created.get("parameters", [])] == ["CONTAINERS"]
 
     by_id = await grpcurl(
@@ -179,3 +169,36 @@ async def test_an_unknown_script_is_reported_as_not_found(library: LibraryHandle
     )
     assert result.code != 0
     assert "Code: NotFound" in result.stderr
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_MARKER = "<!-- grpcurl-examples:"
+
+
+def readme_examples() -> str:
+    text = README.read_text()
+    after = text[text.index(README_MARKER) :]
+    start = after.index("```sh\n") + len("```sh\n")
+    return after[start : after.index("```", start)]
+
+
+async def test_the_readme_examples_work_as_written(library: LibraryHandle) -> None:
+    block = readme_examples()
+    assert "grpcurl" in block
+    script = f'grpcurl() {{ "{GRPCURL}" "$@"; }}\n' + block.replace(
+        "localhost:50051", library.address
+    )
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        script,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, f"README examples failed:\n{err.decode()}\n{out.decode()}"
+    assert '"name": "stop-nextcloud"' in out.decode()
+    assert '"status": "SERVING"' in out.decode()

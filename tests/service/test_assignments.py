@@ -69,6 +69,27 @@ async def test_unset_overrides_stay_unset(library) -> None:
     assert not made.HasField("on_error")
 
 
+async def test_an_assignment_sent_without_enabled_is_enabled_and_planned(library) -> None:
+    script = await make_script(library)
+    made = (
+        await library.stub.AssignScript(
+            library_pb2.AssignScriptRequest(
+                assignment=library_pb2.Assignment(
+                    repository_id="repo-enabled", script_id=script.id, hook_type=PRE
+                )
+            ),
+            timeout=DEADLINE,
+        )
+    ).assignment
+    assert made.enabled is True
+
+    plan = await library.stub.ResolveHookPlan(
+        library_pb2.ResolveHookPlanRequest(repository_id="repo-enabled", hook_type=PRE),
+        timeout=DEADLINE,
+    )
+    assert [step.assignment_id for step in plan.steps] == [made.id]
+
+
 async def test_order_zero_appends_after_the_chains_last_step(library) -> None:
     first, second, third = [await make_script(library) for _ in range(3)]
     a = await _assign(library, first.id)

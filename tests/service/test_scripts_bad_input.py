@@ -16,7 +16,6 @@ from shared.stubs import library_pb2
 from tests.service.test_assignments_support import DEADLINE, expect_invalid, rejected
 from tests.service.test_scripts_support import (
     create,
-    database_url,  # noqa: F401 - fixture
     snapshot,
     update_call,
 )

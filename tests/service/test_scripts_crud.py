@@ -3,6 +3,7 @@ read, update, versions, content, etags and request_id idempotency."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime
 
@@ -14,7 +15,6 @@ from tests.service.test_assignments_support import DEADLINE, POST, PRE, rejected
 from tests.service.test_scripts_support import (
     assign,
     create,
-    database_url,  # noqa: F401 - fixture
     get,
     unique_name,
     update,
@@ -250,3 +250,25 @@ async def test_list_leaves_content_out_but_gives_the_digest(library) -> None:
 
     assert listed.scripts[0].digest == made.digest
     assert listed.scripts[0].content == ""
+
+
+async def test_concurrent_writes_neither_fail_nor_lose_versions(library) -> None:
+    made = await create(library, content="echo 0")
+
+    async def outcome(call) -> str:
+        try:
+            await call
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+        return "OK"
+
+    updates = [update(library, made.id, ["content"], content=f"echo {n}") for n in range(1, 9)]
+    same_name = [create(library, "contested") for _ in range(4)]
+    same_request = [create(library, f"req-{n}", request_id="once") for n in range(4)]
+    results = await asyncio.gather(*(outcome(c) for c in (*updates, *same_name)))
+    retried = await asyncio.gather(*same_request)
+
+    assert results[:8] == ["OK"] * 8
+    assert sorted(results[8:]) == ["ALREADY_EXISTS"] * 3 + ["OK"]
+    assert len({script.id for script in retried}) == 1
+    assert [v.number for v in await versions(library, made.id)] == list(range(9, 0, -1))

@@ -9,7 +9,6 @@ from tests.service.test_assignments_support import DEADLINE
 from tests.service.test_scripts_support import (
     all_scripts,
     create,
-    database_url,  # noqa: F401 - fixture
     update,
 )
 

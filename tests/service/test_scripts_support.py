@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from shared.stubs import library_pb2
 from tests.service.test_assignments_support import DEADLINE
 
 CONTENT = "#!/bin/sh\necho hello\n"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """tests/conftest.py's, made synchronous: an async fixture cannot getfixturevalue the
-    async postgres_url ('Runner.run() cannot be called from a running event loop').
-    Import it into a test module to override the shared one there."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 def unique_name(prefix: str = "script") -> str:

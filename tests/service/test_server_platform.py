@@ -7,7 +7,7 @@ port 0, through the generated stubs, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,17 +23,6 @@ from shared.stubs import library_pb2, library_pb2_grpc
 
 TOKEN = "s3cret-token"
 DEADLINE = 10
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """tests/conftest.py's, made synchronous: an async fixture cannot getfixturevalue
-    another async fixture under pytest-asyncio ('Runner.run() cannot be called from a
-    running event loop')."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @asynccontextmanager

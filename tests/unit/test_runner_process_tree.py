@@ -50,9 +50,7 @@ def survivors(tag: str) -> list[psutil.Process]:
 
 def zombie_children() -> list[psutil.Process]:
     return [
-        child
-        for child in psutil.Process().children()
-        if child.status() == psutil.STATUS_ZOMBIE
+        child for child in psutil.Process().children() if child.status() == psutil.STATUS_ZOMBIE
     ]
 
 
@@ -120,7 +118,9 @@ async def test_timeout_kills_the_whole_tree_and_keeps_partial_output(
 
 
 async def test_sigterm_ignored_means_sigkill_after_the_grace(work_root: Path, tag: str) -> None:
-    script = f"trap '' TERM\n(trap '' TERM; setsid sleep {tag}1 & wait) &\necho ready\nsleep {tag}2\n"
+    script = (
+        f"trap '' TERM\n(trap '' TERM; setsid sleep {tag}1 & wait) &\necho ready\nsleep {tag}2\n"
+    )
     started = time.monotonic()
     result = await run_step(spec(script, timeout=0.5, grace=0.5), Collector(), work_root=work_root)
     assert result.status == Status.EXECUTION_STATUS_TIMED_OUT
@@ -131,8 +131,10 @@ async def test_sigterm_ignored_means_sigkill_after_the_grace(work_root: Path, ta
 
 
 async def test_grace_lets_a_trap_clean_up(work_root: Path) -> None:
-    script = "trap 'echo restarting containers; sleep 0.2; echo done; exit 0' TERM\n" \
+    script = (
+        "trap 'echo restarting containers; sleep 0.2; echo done; exit 0' TERM\n"
         "echo ready\nwhile true; do sleep 0.05; done\n"
+    )
     result = await run_step(spec(script, timeout=0.5, grace=3), Collector(), work_root=work_root)
     assert result.status == Status.EXECUTION_STATUS_TIMED_OUT
     assert result.exit_code == 0
@@ -155,8 +157,12 @@ async def test_cancel_event_kills_and_reports_cancelled(work_root: Path, tag: st
     cancel = asyncio.Event()
     collector = Collector()
     task = asyncio.create_task(
-        run_step(spec(escaping_tree(tag) + f"sleep {tag}5\n"), collector, work_root=work_root,
-                 cancel=cancel)
+        run_step(
+            spec(escaping_tree(tag) + f"sleep {tag}5\n"),
+            collector,
+            work_root=work_root,
+            cancel=cancel,
+        )
     )
     await asyncio.wait_for(collector.ready.wait(), 10)
     await wait_for_survivors(tag, 5)
@@ -170,9 +176,7 @@ async def test_cancel_event_kills_and_reports_cancelled(work_root: Path, tag: st
     assert list(work_root.iterdir()) == []
 
 
-async def test_task_cancellation_kills_the_tree_and_propagates(
-    work_root: Path, tag: str
-) -> None:
+async def test_task_cancellation_kills_the_tree_and_propagates(work_root: Path, tag: str) -> None:
     collector = Collector()
     task = asyncio.create_task(
         run_step(spec(escaping_tree(tag) + f"sleep {tag}5\n"), collector, work_root=work_root)
@@ -228,17 +232,18 @@ async def test_short_lived_detached_orphans_leave_no_zombies(work_root: Path) ->
 async def test_pipe_held_open_by_an_unfound_process_does_not_hang(
     work_root: Path, tag: str
 ) -> None:
-    # `env -i` wipes the marker and setsid leaves the session, then its parent exits at once:
-    # the documented blind spot. The step must still end, and say why output stopped.
-    script = f"setsid -f env -i /bin/sleep {tag}1\necho done\n"
+    # The documented blind spot: `env -i` wipes the marker, setsid leaves the session, the
+    # parent exits at once, and by the first scan nothing links it to the step. It keeps
+    # stdout open: the step must still end, and say why its output was cut off.
+    script = f"setsid -f env -i /bin/sh -c 'exec sleep {tag}1'\nsleep 0.3\necho done\n"
     started = time.monotonic()
-    result = await run_step(spec(script), Collector(), work_root=work_root)
     try:
+        result = await run_step(spec(script), Collector(), work_root=work_root)
         assert result.status == Status.EXECUTION_STATUS_SUCCEEDED
         assert result.stdout.head == b"done\n"
         assert time.monotonic() - started < 10
-        if survivors(tag):  # not found: the output was cut off instead of waiting forever
-            assert any("still open" in warning for warning in result.warnings)
+        assert len(survivors(tag)) == 1
+        assert any("stdout was still open" in warning for warning in result.warnings)
     finally:
         for process in survivors(tag):
             process.kill()

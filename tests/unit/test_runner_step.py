@@ -156,7 +156,7 @@ async def test_home_from_a_variable_is_kept(work_root: Path) -> None:
 
 
 async def test_fresh_private_working_directory_removed_afterwards(work_root: Path) -> None:
-    script = 'pwd; stat -c %a .; ls -A; echo data > made-by-hook; mkdir -p d/e; chmod 000 d'
+    script = "pwd; stat -c %a .; ls -A; echo data > made-by-hook; mkdir -p d/e; chmod 000 d"
     first = await run(script, work_root)
     second = await run(script, work_root)
     lines = first.stdout.head.decode().splitlines()
@@ -301,3 +301,23 @@ async def test_concurrent_steps(work_root: Path) -> None:
         assert result.stdout.head == f"{i}\n".encode()
         assert result.exit_code == i % 2
     assert list(work_root.iterdir()) == []
+
+
+async def test_emit_is_never_called_concurrently(work_root: Path) -> None:
+    active = 0
+    overlaps = 0
+    seen: dict[int, bytes] = {STDOUT: b"", STDERR: b""}
+
+    async def emit(chunk: OutputChunk) -> None:
+        nonlocal active, overlaps
+        active += 1
+        overlaps += active > 1
+        seen[chunk.stream] += chunk.data
+        await asyncio.sleep(0.001)
+        active -= 1
+
+    script = "seq 1 100000 & seq 1 100000 >&2; wait"
+    await run_step(spec(script), emit, work_root=work_root)
+    assert overlaps == 0
+    expected = "".join(f"{i}\n" for i in range(1, 100001)).encode()
+    assert seen[STDOUT] == seen[STDERR] == expected

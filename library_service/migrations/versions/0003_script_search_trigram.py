@@ -31,7 +31,9 @@ def upgrade() -> None:
     # Needs a superuser or a database owner on PostgreSQL 13+ (pg_trgm is trusted).
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, column in INDEXES.items():
-        op.execute(f"CREATE INDEX IF NOT EXISTS {name} ON scripts USING gin ({column} gin_trgm_ops)")
+        op.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON scripts USING gin ({column} gin_trgm_ops)"
+        )
 
 
 def downgrade() -> None:

@@ -458,7 +458,7 @@ class Assignment(_message.Message):
     execution_order: _builtins.int
     """Position in the chain, ascending; ties break by id. 0-1000000."""
     enabled: _builtins.bool
-    """Disabled assignments are left out of plans."""
+    """Disabled assignments are left out of plans. True when unset."""
     custom_timeout_seconds: _builtins.int
     """Overrides the script's default timeout when set."""
     custom_run_on: Global___RunOn.ValueType
@@ -482,7 +482,7 @@ class Assignment(_message.Message):
         script_name: _builtins.str = ...,
         hook_type: Global___HookType.ValueType = ...,
         execution_order: _builtins.int = ...,
-        enabled: _builtins.bool = ...,
+        enabled: _builtins.bool | None = ...,
         custom_timeout_seconds: _builtins.int | None = ...,
         custom_run_on: Global___RunOn.ValueType | None = ...,
         on_error: Global___OnError.ValueType | None = ...,
@@ -490,20 +490,24 @@ class Assignment(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_custom_run_on", b"_custom_run_on", "_custom_timeout_seconds", b"_custom_timeout_seconds", "_on_error", b"_on_error", "create_time", b"create_time", "custom_run_on", b"custom_run_on", "custom_timeout_seconds", b"custom_timeout_seconds", "on_error", b"on_error", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_custom_run_on", b"_custom_run_on", "_custom_timeout_seconds", b"_custom_timeout_seconds", "_enabled", b"_enabled", "_on_error", b"_on_error", "create_time", b"create_time", "custom_run_on", b"custom_run_on", "custom_timeout_seconds", b"custom_timeout_seconds", "enabled", b"enabled", "on_error", b"on_error", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_custom_run_on", b"_custom_run_on", "_custom_timeout_seconds", b"_custom_timeout_seconds", "_on_error", b"_on_error", "create_time", b"create_time", "custom_run_on", b"custom_run_on", "custom_timeout_seconds", b"custom_timeout_seconds", "enabled", b"enabled", "execution_order", b"execution_order", "hook_type", b"hook_type", "id", b"id", "on_error", b"on_error", "parameter_values", b"parameter_values", "repository_id", b"repository_id", "script_id", b"script_id", "script_name", b"script_name", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_custom_run_on", b"_custom_run_on", "_custom_timeout_seconds", b"_custom_timeout_seconds", "_enabled", b"_enabled", "_on_error", b"_on_error", "create_time", b"create_time", "custom_run_on", b"custom_run_on", "custom_timeout_seconds", b"custom_timeout_seconds", "enabled", b"enabled", "execution_order", b"execution_order", "hook_type", b"hook_type", "id", b"id", "on_error", b"on_error", "parameter_values", b"parameter_values", "repository_id", b"repository_id", "script_id", b"script_id", "script_name", b"script_name", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__custom_run_on: _TypeAlias = _typing.Literal["custom_run_on"]  # noqa: Y015
     _WhichOneofArgType__custom_run_on: _TypeAlias = _typing.Literal["_custom_run_on", b"_custom_run_on"]  # noqa: Y015
     _WhichOneofReturnType__custom_timeout_seconds: _TypeAlias = _typing.Literal["custom_timeout_seconds"]  # noqa: Y015
     _WhichOneofArgType__custom_timeout_seconds: _TypeAlias = _typing.Literal["_custom_timeout_seconds", b"_custom_timeout_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
     _WhichOneofReturnType__on_error: _TypeAlias = _typing.Literal["on_error"]  # noqa: Y015
     _WhichOneofArgType__on_error: _TypeAlias = _typing.Literal["_on_error", b"_on_error"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__custom_run_on) -> _WhichOneofReturnType__custom_run_on | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__custom_timeout_seconds) -> _WhichOneofReturnType__custom_timeout_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__on_error) -> _WhichOneofReturnType__on_error | None: ...
 

@@ -1,0 +1,78 @@
+"""Recording: every execution reaches the library once, even across a library outage."""
+
+# ruff: noqa: F811 - the fixtures are imported from the support module by name
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+
+from library_service.app import start_library
+from shared.settings import Settings
+from shared.stubs import library_pb2, library_pb2_grpc
+from tests.conftest import LibraryHandle
+from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+    POST,
+    PRE,
+    SUCCESS,
+    open_executor,
+    short_socket_dir,
+    summary_of,
+    unique,
+)
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
+
+
+async def _library(settings: Settings) -> LibraryHandle:
+    app = await start_library(settings)
+    channel = grpc.aio.insecure_channel(app.address)
+    return LibraryHandle(app, channel, library_pb2_grpc.ScriptLibraryServiceStub(channel))
+
+
+async def test_records_wait_out_a_library_outage_and_arrive_once(
+    library_settings: Settings, tmp_path: Path, short_socket_dir: Path
+) -> None:
+    library = await _library(library_settings)
+    address = library.address
+    executor = await open_executor(library, tmp_path, short_socket_dir)
+    try:
+        repo = unique("repo")
+        await executor.hook(repo, unique("pre"), PRE)
+        await executor.hook(repo, unique("post"), POST, custom_run_on=library_pb2.RUN_ON_ALWAYS)
+        run_id = (await executor.begin(repo))[0].run_id
+        await executor.delivered()
+
+        # The library goes away mid-run: the post chain still runs (plan and content were
+        # taken at BeginBackup) and its record waits in the journal.
+        await library.channel.close()
+        await library.app.stop(0)
+        summary = summary_of(await executor.end(run_id, SUCCESS))
+        assert summary.succeeded_count == 1
+        assert await executor.app.journal.count_pending() == 1
+        await asyncio.sleep(1.0)  # a few failed deliveries
+        assert await executor.app.journal.count_pending() == 1
+
+        # Back on the same address: the record arrives, once.
+        library = await _library(library_settings.model_copy(update={"library_listen": address}))
+        executor.library = library
+        await executor.delivered(timeout=20)
+        records = await executor.executions(run_id=run_id)
+        assert len(records) == 2
+        assert {r.hook_type for r in records} == {PRE, POST}
+
+        # Sending everything again (as after a lost answer) stores nothing twice.
+        again = await executor.app.library.record_executions(records)
+        assert (again.recorded_count, again.duplicate_count) == (0, 2)
+        assert len(await executor.executions(run_id=run_id)) == 2
+    finally:
+        await executor.channel.close()
+        await executor.app.stop(0)
+        await library.channel.close()
+        await library.app.stop(0)

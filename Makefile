@@ -12,11 +12,11 @@ RUFF := $(VENV)/bin/ruff
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: help setup generate check-generated lint test postgres demo bench
+.PHONY: help setup generate check-generated lint test postgres test-tools demo bench
 
 help:
 	@echo "make setup            .venv (Python deps) and node_modules (buf); idempotent"
-	@echo "make demo             start the library service and use it with grpcurl"
+	@echo "make demo             both services on SQLite + a real Borg backup wrapped in hooks"
 	@echo "make test             setup, make sure PostgreSQL runs, run the whole test suite"
 	@echo "make lint             buf lint, buf format --diff, ruff check"
 	@echo "make generate         regenerate shared/stubs from protos/"
@@ -40,14 +40,18 @@ lint: setup
 postgres:
 	@bash scripts/ensure_postgres.sh
 
+# borg, MariaDB, database clients, shellcheck: what the tests drive for real.
+test-tools:
+	@bash scripts/ensure_test_tools.sh
+
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-test: setup postgres
+test: setup postgres test-tools
 	@status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
 demo: setup
-	@bash scripts/demo.sh
+	@bash scripts/demo_borg.sh
 
 bench: setup postgres
 	$(PY) bench/library/bench_library.py

@@ -308,14 +308,12 @@ class ChainRunner:
         )
 
         async def emit_output(chunk: OutputChunk) -> None:
-            await stream.emit(
-                output=executor_pb2.OutputEvent(
-                    step_index=step.index,
-                    execution_id=execution_id,
-                    stream=chunk.stream,
-                    data=chunk.data,
-                    offset=chunk.offset,
-                )
+            await stream.emit_output(
+                step_index=step.index,
+                execution_id=execution_id,
+                stream=chunk.stream,
+                data=chunk.data,
+                offset=chunk.offset,
             )
 
         outputs: dict[str, str] = {}
@@ -371,9 +369,9 @@ class ChainRunner:
                 stdout=result.stdout,
                 stderr=result.stderr,
                 error_message="; ".join(
-                [*filter(None, [result.error_message]),
-                 *(f"warning: {w}" for w in getattr(result, "warnings", ()))]
-            ),
+                    [*filter(None, [result.error_message]),
+                     *(f"warning: {w}" for w in result.warnings)]
+                ),
             )
             stdout_bytes, stderr_bytes = result.stdout.total_bytes, result.stderr.total_bytes
         # A step killed by a shutdown did not finish: a resumed chain runs it again.

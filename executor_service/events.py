@@ -11,10 +11,9 @@ events are numbered but dropped, and the chain carries on.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.stubs import executor_pb2
 
@@ -62,11 +61,28 @@ class EventStream:
         self._sequence += 1
         if not self._attached:
             return
-        now = Timestamp()
-        now.GetCurrentTime()
-        message = executor_pb2.HookEvent(
-            run_id=self.run_id, sequence=self._sequence, time=now, **event
-        )
+        message = executor_pb2.HookEvent(run_id=self.run_id, sequence=self._sequence, **event)
+        message.time.FromNanoseconds(time.time_ns())  # cheaper than GetCurrentTime
+        await self._queue.put(message)
+
+    async def emit_output(
+        self, *, step_index: int, execution_id: str, stream: int, data: bytes, offset: int
+    ) -> None:
+        """An output event, built in place: the hot path (one per 64 KiB chunk) copies
+        the data once instead of through an intermediate OutputEvent."""
+        if self._closed:
+            raise RuntimeError("event after the end of the stream")
+        self._sequence += 1
+        if not self._attached:
+            return
+        message = executor_pb2.HookEvent(run_id=self.run_id, sequence=self._sequence)
+        message.time.FromNanoseconds(time.time_ns())
+        output = message.output
+        output.step_index = step_index
+        output.execution_id = execution_id
+        output.stream = stream  # type: ignore[assignment]
+        output.data = data
+        output.offset = offset
         await self._queue.put(message)
 
     async def close(self, error: BaseException | None = None) -> None:

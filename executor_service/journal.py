@@ -8,8 +8,8 @@ disk when it returns, because the journal *is* the promise). Three tables:
   synced) before the first pre hook starts; from then on the post chain is owed. The
   post plan is resolved and stored at BeginBackup, so the post chain can run while the
   library is away. A partial unique index keeps one open run per repository.
-- ``steps``: one row per step *attempt*, written when it starts and completed when it
-  ends. ``done`` marks an attempt whose result counts; an attempt cut short by a crash or
+- ``steps``: one row per step *attempt*, written when it starts (not synced, see
+  `Journal.step_started`) and completed (synced) when it ends. ``done`` marks an attempt whose result counts; an attempt cut short by a crash or
   a shutdown is not done, so a resumed post chain runs that step again and never runs a
   finished one twice.
 - ``outbox``: the execution records for the library, written in the same transaction as
@@ -295,15 +295,24 @@ class Journal:
         os.close(self._lock_fd)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self, *, synced: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction. ``synced=False`` skips the fsync of this commit: it survives
+        the executor being killed (the WAL is in the OS's cache) and is synced with the
+        next synced commit, but not a power cut in between."""
         async with self._write:
-            await self._db.execute("BEGIN IMMEDIATE")
+            if not synced:
+                await self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
+            finally:
+                if not synced:
+                    await self._db.execute("PRAGMA synchronous=FULL")
 
     # --- identity -----------------------------------------------------------------------
 
@@ -456,8 +465,16 @@ class Journal:
     # --- steps --------------------------------------------------------------------------
 
     async def step_started(self, step: StepRow) -> None:
-        """Note an attempt (synced) before its child process starts."""
-        async with self._transaction() as db:
+        """Note an attempt before its child process starts.
+
+        Not synced (one fsync per step instead of two): the row survives the executor
+        being killed, which is what it is for — telling a restart which attempt was cut
+        short, so it is recorded and, in a post chain, run again. After a power cut it may
+        be missing, and the step is run again all the same (it has no finished result).
+        What the promise rests on — the run, ``pre_started``, the state changes, the
+        finished results with their records — is always synced.
+        """
+        async with self._transaction(synced=False) as db:
             await db.execute(
                 "INSERT INTO steps (execution_id, run_id, hook_type, step_index, script_name, "
                 "started_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -229,13 +229,13 @@ class BackupRuns:
     async def _refuse_open_run(self, repository_id: str) -> None:
         # The journal's unique index is the real guard; this answers early and cheaply,
         # before the library is asked for plans.
-        for run in await self.journal.open_runs():
-            if run.repository_id == repository_id:
-                raise FailedPrecondition(
-                    f"repository {repository_id!r} already has an open run {run.run_id}; "
-                    "end it (EndBackup) first",
-                    metadata={"run_id": run.run_id, "repository_id": repository_id},
-                )
+        run = await self.journal.open_run_for(repository_id)
+        if run is not None:
+            raise FailedPrecondition(
+                f"repository {repository_id!r} already has an open run {run.run_id}; "
+                "end it (EndBackup) first",
+                metadata={"run_id": run.run_id, "repository_id": repository_id},
+            )
 
     async def resolve_plans(self, repository_id: str) -> Plans:
         """Both chains from the library, their content cached and verified."""

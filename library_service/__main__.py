@@ -1,22 +1,34 @@
-"""`python -m library_service`: serve until SIGTERM, then drain."""
+"""`python -m library_service`: serve until SIGTERM, then drain within the grace."""
 
 from __future__ import annotations
 
 import asyncio
 
-from library_service.app import start_library
-from shared.grpc_server import serve_until_signal
+from library_service.app import LibraryApp, start_library
+from shared.grpc_server import exit_leaving_no_stuck_threads, serve_until_signal
 from shared.logging_setup import configure_logging
+from shared.metrics import start_metrics_server
 from shared.settings import load_settings
+
+# How long closing the database may take after the server drained.
+CLOSE_BOUND_SECONDS = 5.0
+
+
+async def _close(app: LibraryApp) -> None:
+    try:
+        await asyncio.wait_for(app.close(), CLOSE_BOUND_SECONDS)
+    except TimeoutError:
+        pass  # a driver thread is stuck; exit_leaving_no_stuck_threads ends the process
 
 
 async def _main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    start_metrics_server(settings.metrics_listen)
     app = await start_library(settings)
-    await serve_until_signal(
-        app.running, settings.shutdown_grace_seconds, app.context.database.close
-    )
+    await serve_until_signal(app.running, settings.shutdown_grace_seconds, lambda: _close(app))
+    # Inside the loop: asyncio.run's own clean-up would wait on a cut call's rollback.
+    exit_leaving_no_stuck_threads()
 
 
 def main() -> None:

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from library_service.api.request_decoding import add_service
 from library_service.context import LibraryContext
-from library_service.domain.mirror import DEFAULT_SCAN_SECONDS, ScriptMirror, mirror_root
+from library_service.domain.mirror import ScriptMirror, mirror_root
 from library_service.maintenance import install_templates
 from library_service.servicer import ScriptLibraryServicer
 from library_service.store import migrate
 from library_service.store.database import Database
 from shared.grpc_server import RunningServer, start_server
+from shared.request_decoding import add_service
 from shared.settings import Settings
 from shared.stubs import library_pb2
 
@@ -57,17 +57,16 @@ async def start_library(
 
     The mirror runs unless ``mirror_enabled`` is False: only one replica may own it, the
     others pass False. ``mirror_scan_seconds`` is how often it looks for edits (0: only at
-    start and on reads). Both fall back to settings of the same names when those exist,
-    then to on and DEFAULT_SCAN_SECONDS.
+    start and on reads). Both default to the settings of the same names.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.effective_database_url
     await migrate.upgrade(url)
     database = Database(url)
     if mirror_enabled is None:
-        mirror_enabled = bool(getattr(settings, "mirror_enabled", True))
+        mirror_enabled = settings.mirror_enabled
     if mirror_scan_seconds is None:
-        mirror_scan_seconds = float(getattr(settings, "mirror_scan_seconds", DEFAULT_SCAN_SECONDS))
+        mirror_scan_seconds = settings.mirror_scan_seconds
     mirror = None
     if mirror_enabled:
         mirror = ScriptMirror(mirror_root(settings.data_dir), database, mirror_scan_seconds)

@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 HOOKSHELF=.venv/bin/hookshelf
 GRPCURL=.venv/bin/grpcurl
-[ -x "$PY" ] && [ -x "$HOOKSHELF" ] && [ -x "$GRPCURL" ] || die "run 'make setup' first"
+for tool in "$PY" "$HOOKSHELF" "$GRPCURL"; do
+    [ -x "$tool" ] || die "$tool is missing: run 'make setup' first"
+done
 command -v borg >/dev/null 2>&1 || apt_install borgbackup
 
 DATA=$PWD/demo-data

@@ -4,8 +4,9 @@
 # The tests connect to $HOOKSHELF_TEST_POSTGRES_DSN (default
 # postgresql://postgres@127.0.0.1:5432/test). When that is a local address and nothing
 # answers, start the local cluster with pg_ctlcluster; when PostgreSQL is not installed at
-# all, install Debian's package first and let user postgres in over loopback without a
-# password (a throwaway test cluster), then create the database. A remote DSN is only
+# all, install Debian's package first; when no cluster listens on the DSN's port, create
+# one. A cluster made here lets user postgres in over loopback without a password (a
+# throwaway test cluster). Then create the database if it is missing. A remote DSN is only
 # checked. Exits non-zero with a clear message when it cannot be had: the tests that need
 # PostgreSQL fail rather than skip, so this is the place to say why.
 set -euo pipefail
@@ -41,23 +42,30 @@ esac
 [ "$(id -u)" -eq 0 ] || die "PostgreSQL at $PG_HOST:$PG_PORT is down; starting it needs root:
   pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start"
 
-installed_now=0
+fresh=0 # 1 when this run installed PostgreSQL or created the cluster
 if ! command -v pg_ctlcluster >/dev/null 2>&1 \
     || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
     apt_install postgresql
-    installed_now=1
+    fresh=1
 fi
 
-version=$(ls /etc/postgresql | sort -V | tail -n1)
-if [ ! -d "/etc/postgresql/$version/main" ]; then
-    say "postgres: creating cluster $version/main"
-    pg_createcluster --port "$PG_PORT" "$version" main >/dev/null
+# The cluster that listens on the DSN's port; when none does, make one for the tests.
+read -r version cluster status < <(pg_lsclusters -h 2>/dev/null \
+    | awk -v p="$PG_PORT" '$3 == p { print $1, $2, $4; exit }') || true
+if [ -z "${version:-}" ]; then
+    version=$(ls /etc/postgresql | sort -V | tail -n1)
+    cluster=main
+    [ -d "/etc/postgresql/$version/main" ] && cluster=hookshelf-test
+    say "postgres: creating cluster $version/$cluster on port $PG_PORT"
+    pg_createcluster --port "$PG_PORT" "$version" "$cluster" >/dev/null
+    status=down
+    fresh=1
 fi
 
-if [ "$installed_now" -eq 1 ]; then
-    # A cluster installed just for the tests: user postgres may connect over loopback
+if [ "$fresh" -eq 1 ]; then
+    # A cluster made just for the tests: user postgres may connect over loopback
     # without a password, as on the project's machines.
-    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    hba="/etc/postgresql/$version/$cluster/pg_hba.conf"
     if ! grep -q '^# hookshelf-test-trust' "$hba"; then
         say "postgres: trusting loopback connections as user postgres ($hba)"
         {
@@ -72,11 +80,11 @@ if [ "$installed_now" -eq 1 ]; then
     fi
 fi
 
-if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main"' | grep -q online; then
-    say "postgres: starting cluster $version/main"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start
-elif [ "$installed_now" -eq 1 ]; then
-    pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+if [ "$status" != online ]; then
+    say "postgres: starting cluster $version/$cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start
+elif [ "$fresh" -eq 1 ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" reload
 fi
 
 for _ in $(seq 1 60); do
@@ -87,10 +95,10 @@ pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL did not come up on 
 
 if ! reachable; then
     # Up but the database may be missing: create it through the local socket.
-    if ! runuser -u postgres -- psql -XAtqc \
+    if ! runuser -u postgres -- psql -p "$PG_PORT" -XAtqc \
         "select 1 from pg_database where datname = '$PG_DB'" | grep -q 1; then
         say "postgres: creating database $PG_DB"
-        runuser -u postgres -- createdb -O "$PG_USER" "$PG_DB"
+        runuser -u postgres -- createdb -p "$PG_PORT" -O "$PG_USER" "$PG_DB"
     fi
 fi
 

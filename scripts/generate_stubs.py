@@ -6,6 +6,10 @@ modules after the proto paths (`hookshelf.library.v1`); the stubs live inside th
 `shared` package, so the generated absolute imports are rewritten to
 `shared.stubs.hookshelf...`.
 The proto paths seen by reflection stay `hookshelf/...`.
+
+It also writes `hookshelf/descriptor_set.binpb`: the same files as a FileDescriptorSet
+that keeps the source info (the .proto comments), which the generated *_pb2.py modules
+drop. Reflection can serve it so that `grpcurl describe` shows the comments.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "shared" / "stubs"
+DESCRIPTOR_SET = "descriptor_set.binpb"
 IMPORT = re.compile(r"^(from|import) hookshelf\.", re.MULTILINE)
 
 
@@ -29,6 +34,7 @@ def generate(out: Path) -> int:
     target = out / "hookshelf"
     if target.exists():
         shutil.rmtree(target)
+    target.mkdir(parents=True)
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     include = str(Path(protoc.__file__).parent / "_proto")
     status = protoc.main(
@@ -40,6 +46,8 @@ def generate(out: Path) -> int:
             f"--grpc_python_out={out}",
             f"--plugin=protoc-gen-mypy={Path(sys.executable).parent / 'protoc-gen-mypy'}",
             f"--mypy_out={out}",
+            f"--descriptor_set_out={target / DESCRIPTOR_SET}",
+            "--include_source_info",
             *protos,
         ]
     )

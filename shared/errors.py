@@ -3,7 +3,11 @@ to gRPC status codes, so domain code never imports grpc."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class HookshelfError(Exception):
@@ -77,6 +81,15 @@ class Violations:
 
     def add(self, field_path: str, description: str) -> None:
         self.items.append(FieldViolation(field_path, description))
+
+    def check(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """Run one check, collecting its violations instead of raising, so a request
+        reports all its bad fields at once. Returns the check's result, or None."""
+        try:
+            return check(*args, **kwargs)
+        except InvalidArgument as error:
+            self.items.extend(error.violations)
+            return None
 
     def raise_if_any(self) -> None:
         if self.items:

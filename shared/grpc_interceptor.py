@@ -49,13 +49,14 @@ class _Call:
         self.auth_token = auth_token
         self.started = time.monotonic()
         self.code = "OK"
+        self.request_id = ""
 
     def enter(self, context: grpc.aio.ServicerContext) -> None:
         metadata = _metadata(context)
-        request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        self.request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, method=self.method)
-        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        structlog.contextvars.bind_contextvars(request_id=self.request_id, method=self.method)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
         if self.auth_token and not self.method.startswith(_OPEN_SERVICES):
             presented = metadata.get("authorization", "")
             if not hmac.compare_digest(presented, f"Bearer {self.auth_token}"):
@@ -71,7 +72,11 @@ class _Call:
             status = internal_status()
             log.error("rpc.internal_error", exc_info=error)
         self.code = str(status.code)
-        await context.abort_with_status(rpc_status.to_status(status))
+        rich = rpc_status.to_status(status)
+        # abort_with_status would replace the trailing metadata, dropping the request id
+        # exactly when a client needs it to find the call in the server's log.
+        trailing = (*rich.trailing_metadata, (REQUEST_ID_KEY, self.request_id))
+        await context.abort(rich.code, rich.details, trailing_metadata=trailing)
 
     def leave(self) -> None:
         RPC_TOTAL.labels(self.method, self.code).inc()

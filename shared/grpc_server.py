@@ -7,7 +7,11 @@ Reflection (grpcurl), grpc.health.v1 on the API port and optionally on a port of
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared.grpc_interceptor import HookshelfInterceptor
+from shared.reflection import enable_reflection
 
 log = structlog.get_logger("hookshelf.server")
 
@@ -85,9 +90,7 @@ async def start_server(
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    enable_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     address = _bind(server, listen)
     await server.start()
     for name in ("", *service_names):
@@ -119,3 +122,24 @@ async def serve_until_signal(
     if on_shutdown is not None:
         await on_shutdown()
     log.info("server.stopped")
+
+
+def exit_leaving_no_stuck_threads(status: int = 0) -> None:
+    """End the process even when a worker thread is stuck after the drain.
+
+    A call cut at the grace can leave a database driver thread blocked (SQLite's busy
+    wait, a dead network peer); the interpreter would wait for it past any grace. Its
+    transaction never committed, so nothing acknowledged is lost by exiting now.
+    """
+    stuck = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    ]
+    if not stuck:
+        return
+    log.warning("server.exit_with_stuck_threads", threads=stuck)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", description="json or console.")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     metrics_listen: str = Field(default="", description="host:port for Prometheus; empty: off.")
+    mirror_enabled: bool = Field(
+        default=True, description="Mirror scripts to files; exactly one replica may own it."
+    )
+    mirror_scan_seconds: float = Field(
+        default=2.0, ge=0, description="How often the mirror looks for external edits."
+    )
     install_templates: bool = Field(
         default=True, description="Install or upgrade the built-in templates at start-up."
     )

@@ -122,16 +122,6 @@ def _optional_override(
         return None
 
 
-def _collect(problems: Violations, check: Any, *args: Any, **kwargs: Any) -> Any:
-    """Runs one check, collecting its violation instead of raising, so a request
-    reports all its bad fields at once."""
-    try:
-        return check(*args, **kwargs)
-    except InvalidArgument as error:
-        problems.items.extend(error.violations)
-        return None
-
-
 # --- reads -------------------------------------------------------------------------------
 
 
@@ -202,18 +192,17 @@ async def list_assignments(
     the chain in execution order. Keyset-paginated."""
     problems = Violations()
     if repository_id:
-        _collect(problems, check_repository_id, "repository_id", repository_id)
+        problems.check(check_repository_id, "repository_id", repository_id)
     if script_id:
-        _collect(problems, check_id, "script_id", script_id)
-    _collect(
-        problems,
+        problems.check(check_id, "script_id", script_id)
+    problems.check(
         check_enum,
         "hook_type",
         hook_type,
         library_pb2.HookType.DESCRIPTOR,
         allow_unspecified=True,
     )
-    size = _collect(problems, page_size_of, page_size)
+    size = problems.check(page_size_of, page_size)
     problems.raise_if_any()
     filters = {"repository_id": repository_id, "script_id": script_id, "hook_type": hook_type}
     last = decode_page_token(page_token, filters)
@@ -272,10 +261,10 @@ async def _script(session: AsyncSession, field: str, script_id: str) -> models.S
 async def assign(session: AsyncSession, message: library_pb2.Assignment) -> models.Assignment:
     """AssignScript: validates everything first, then inserts one assignment."""
     problems = Violations()
-    _collect(problems, check_repository_id, "assignment.repository_id", message.repository_id)
-    _collect(problems, check_hook_type, "assignment.hook_type", message.hook_type)
-    _collect(problems, check_id, "assignment.script_id", message.script_id)
-    _collect(problems, check_execution_order, "assignment.execution_order", message.execution_order)
+    problems.check(check_repository_id, "assignment.repository_id", message.repository_id)
+    problems.check(check_hook_type, "assignment.hook_type", message.hook_type)
+    problems.check(check_id, "assignment.script_id", message.script_id)
+    problems.check(check_execution_order, "assignment.execution_order", message.execution_order)
     overrides = {
         name: _optional_override(message, name, problems)
         for name in ("custom_timeout_seconds", "custom_run_on", "on_error")
@@ -367,11 +356,9 @@ async def update(
     is unset in the message clears the override (the script's default applies again)."""
     mask = check_update_mask(paths, UPDATABLE_PATHS)
     problems = Violations()
-    _collect(problems, check_id, "assignment.id", message.id)
+    problems.check(check_id, "assignment.id", message.id)
     if "execution_order" in mask:
-        _collect(
-            problems, check_execution_order, "assignment.execution_order", message.execution_order
-        )
+        problems.check(check_execution_order, "assignment.execution_order", message.execution_order)
     overrides = {
         name: _optional_override(message, name, problems)
         for name in ("custom_timeout_seconds", "custom_run_on", "on_error")
@@ -413,11 +400,11 @@ async def reorder(
     """ReorderAssignments: the ids must be exactly the chain (no missing, duplicate or
     foreign id); they get orders 0, 10, 20, ... in the given order, in one transaction."""
     problems = Violations()
-    _collect(problems, check_repository_id, "repository_id", repository_id)
-    _collect(problems, check_hook_type, "hook_type", hook_type)
+    problems.check(check_repository_id, "repository_id", repository_id)
+    problems.check(check_hook_type, "hook_type", hook_type)
     wanted: list[str] = []
     for index, raw in enumerate(assignment_ids):
-        ident = _collect(problems, check_id, f"assignment_ids[{index}]", raw)
+        ident = problems.check(check_id, f"assignment_ids[{index}]", raw)
         if ident is not None and ident in wanted:
             problems.add(f"assignment_ids[{index}]", f"{raw} appears more than once")
         wanted.append(ident)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from library_service.domain.validation import MAX_DESCRIPTION_LENGTH, check_enum, check_text
-from shared.errors import InvalidArgument, Violations
+from shared.errors import Violations
 from shared.stubs import library_pb2
 
 PARAMETER_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -123,13 +123,6 @@ def parse_references(content: str) -> list[Reference]:
     return list(found.values())
 
 
-def _collect(problems: Violations, check: Any, *args: Any, **kwargs: Any) -> None:
-    try:
-        check(*args, **kwargs)
-    except InvalidArgument as error:
-        problems.items.extend(error.violations)
-
-
 def check_specs(field: str, specs: Sequence[ParameterSpec]) -> list[ParameterSpec]:
     """Validates explicit declarations; ``field`` is the repeated field's path
     (``script.parameters``) and each problem names its element (``...[2].name``)."""
@@ -148,20 +141,15 @@ def check_specs(field: str, specs: Sequence[ParameterSpec]) -> list[ParameterSpe
         elif name in seen:
             problems.add(f"{path}.name", f"declares {name} a second time")
         seen.add(name)
-        _collect(
-            problems,
+        problems.check(
             check_enum,
             f"{path}.type",
             spec.type,
             library_pb2.ParameterType.DESCRIPTOR,
             allow_unspecified=True,
         )
-        _collect(
-            problems, check_text, f"{path}.description", spec.description, MAX_DESCRIPTION_LENGTH
-        )
-        _collect(
-            problems, check_text, f"{path}.default_value", spec.default_value, MAX_DEFAULT_LENGTH
-        )
+        problems.check(check_text, f"{path}.description", spec.description, MAX_DESCRIPTION_LENGTH)
+        problems.check(check_text, f"{path}.default_value", spec.default_value, MAX_DEFAULT_LENGTH)
         checked.append(
             ParameterSpec(
                 name=name,

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from sqlalchemy import select
@@ -87,19 +86,10 @@ def next_run(window: models.MaintenanceWindow, now: datetime) -> datetime | None
         return None
 
 
-def _collect(problems: Violations, check: Any, *args: Any) -> Any:
-    """Runs one check, collecting its violation so all bad fields are reported at once."""
-    try:
-        return check(*args)
-    except InvalidArgument as error:
-        problems.items.extend(error.violations)
-        return None
-
-
 def _check_script_ids(field: str, ids: Sequence[str], problems: Violations) -> list[str]:
     checked = []
     for index, raw in enumerate(ids):
-        ident = _collect(problems, check_id, f"{field}[{index}]", raw)
+        ident = problems.check(check_id, f"{field}[{index}]", raw)
         if ident is not None:
             checked.append(ident)
     return checked
@@ -141,11 +131,9 @@ async def create(
 ) -> models.MaintenanceWindow:
     """CreateMaintenanceWindow: validates everything, then inserts."""
     problems = Violations()
-    name = _collect(problems, check_name, "window.name", message.name)
-    _collect(
-        problems, check_text, "window.description", message.description, MAX_DESCRIPTION_LENGTH
-    )
-    cron = _collect(problems, check_cron, "window.cron_expression", message.cron_expression)
+    name = problems.check(check_name, "window.name", message.name)
+    problems.check(check_text, "window.description", message.description, MAX_DESCRIPTION_LENGTH)
+    cron = problems.check(check_cron, "window.cron_expression", message.cron_expression)
     pre = _check_script_ids("window.pre_script_ids", message.pre_script_ids, problems)
     post = _check_script_ids("window.post_script_ids", message.post_script_ids, problems)
     problems.raise_if_any()
@@ -221,24 +209,24 @@ async def update(
     """
     mask = check_update_mask(paths, UPDATABLE_PATHS)
     problems = Violations()
-    _collect(problems, check_id, "window.id", message.id)
+    problems.check(check_id, "window.id", message.id)
     name = cron = last_run = None
     if "name" in mask:
-        name = _collect(problems, check_name, "window.name", message.name)
+        name = problems.check(check_name, "window.name", message.name)
     if "description" in mask:
-        _collect(
-            problems, check_text, "window.description", message.description, MAX_DESCRIPTION_LENGTH
+        problems.check(
+            check_text, "window.description", message.description, MAX_DESCRIPTION_LENGTH
         )
     if "cron_expression" in mask:
-        cron = _collect(problems, check_cron, "window.cron_expression", message.cron_expression)
+        cron = problems.check(check_cron, "window.cron_expression", message.cron_expression)
     pre = post = None
     if "pre_script_ids" in mask:
         pre = _check_script_ids("window.pre_script_ids", message.pre_script_ids, problems)
     if "post_script_ids" in mask:
         post = _check_script_ids("window.post_script_ids", message.post_script_ids, problems)
     if "last_run_time" in mask and message.HasField("last_run_time"):
-        last_run = _collect(
-            problems, timestamp_to_datetime, "window.last_run_time", message.last_run_time
+        last_run = problems.check(
+            timestamp_to_datetime, "window.last_run_time", message.last_run_time
         )
     problems.raise_if_any()
 

@@ -33,7 +33,16 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # asyncpg prepares statements; after a few runs PostgreSQL may switch to a generic plan
+    # that cannot see a LIKE pattern and so ignores the trigram indexes (200 ms instead of
+    # 5 over 100,000 scripts). Plan for each set of parameters instead.
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+    )
 
 
 class Database:

@@ -206,3 +206,22 @@ def test_a_missing_library_is_one_clear_line() -> None:
         check=False,
     )
     assert target in one_error_line(flag)
+
+
+def test_templates_list_and_instantiate(stack: Stack) -> None:
+    templates = json.loads(ok(stack.cli("templates", "list", "--json")))
+    by_name = {t["name"]: t for t in templates}
+    assert "docker-stop" in by_name and by_name["docker-stop"]["content"]
+    assert "docker-stop" in ok(stack.cli("templates", "list"))
+
+    params = by_name["docker-stop"]["parameters"]
+    values = [f"--param={p['name']}=web db" for p in params if p["required"]][:1]
+    made = json.loads(
+        ok(stack.cli("templates", "instantiate", "docker-stop", "stop-web", *values, "--json"))
+    )
+    assert made["name"] == "stop-web" and made["template_name"] == "docker-stop"
+    listed = [s["name"] for s in json.loads(ok(stack.cli("scripts", "list", "--json")))]
+    assert "stop-web" in listed
+
+    unknown = stack.cli("templates", "instantiate", "no-such-template", "x")
+    assert "no-such-template" in one_error_line(unknown)

@@ -89,6 +89,19 @@ def spawn(tmp_path: Path, database_url: str, **env: str) -> LibraryProcess:
     )
 
 
+async def exit_status(library: LibraryProcess, timeout: float) -> int:
+    """The process's exit status; fails with its last log lines if it is still running."""
+    try:
+        return await asyncio.to_thread(library.wait, timeout)
+    except subprocess.TimeoutExpired:
+        library.process.kill()
+        library.process.wait()
+        pytest.fail(
+            f"still running {timeout:.0f}s after SIGTERM; its last log lines:\n"
+            + "\n".join(library.log_lines()[-15:])
+        )
+
+
 async def health(address: str, timeout: float = 2) -> int:
     async with grpc.aio.insecure_channel(address) as channel:
         response = await health_pb2_grpc.HealthStub(channel).Check(
@@ -228,7 +241,7 @@ async def test_sigterm_lets_an_in_flight_call_finish_then_exits_zero(
             created = await asyncio.wait_for(in_flight, timeout=GRACE_SECONDS)
             assert created.script.name == "drained"
 
-        status = await asyncio.to_thread(library.wait, GRACE_SECONDS + 10)
+        status = await exit_status(library, GRACE_SECONDS + 10)
         assert status == 0, "\n".join(library.log_lines()[-20:])
         assert port_is_closed(library.address)
         assert port_is_closed(library.health_address)
@@ -242,7 +255,7 @@ async def test_sigterm_with_nothing_in_flight_exits_zero_promptly(
     async with running(tmp_path, database_url) as library:
         started = time.monotonic()
         library.process.send_signal(signal.SIGTERM)
-        status = await asyncio.to_thread(library.wait, GRACE_SECONDS + 10)
+        status = await exit_status(library, GRACE_SECONDS + 10)
         elapsed = time.monotonic() - started
     assert status == 0, "\n".join(library.log_lines()[-20:])
     assert elapsed < GRACE_SECONDS, f"an idle server took {elapsed:.1f}s to stop"
@@ -269,7 +282,7 @@ async def test_a_call_outliving_the_grace_is_cut_and_the_process_still_exits(
             assert not stuck.done(), "the call should be waiting for the database"
             started = time.monotonic()
             library.process.send_signal(signal.SIGTERM)
-            status = await asyncio.to_thread(library.wait, grace + 15)
+            status = await exit_status(library, grace + 15)
             elapsed = time.monotonic() - started
             with pytest.raises(grpc.aio.AioRpcError):
                 await stuck

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from library_service.api.request_decoding import (
+from shared.request_decoding import (
     UndecodableRequest,
     find_bad_utf8,
     tolerant_deserializer,

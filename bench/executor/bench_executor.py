@@ -31,13 +31,14 @@ import time
 import uuid
 from contextlib import closing
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
+import grpc
 
-from shared.stubs import executor_pb2, library_pb2, library_pb2_grpc  # noqa: E402
+from shared.stubs import executor_pb2, library_pb2, library_pb2_grpc
 
 SERVERS = Path(__file__).resolve().parent / "servers.py"
 EXECUTOR = "/hookshelf.executor.v1.HookExecutorService"
@@ -121,7 +122,7 @@ class Bench:
             work,
         )
 
-    async def __aenter__(self) -> Bench:
+    async def __aenter__(self) -> Self:
         await self.library.start()
         self.library_channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.library_port}")
         await wait_ready(self.library_channel)
@@ -297,7 +298,7 @@ async def bench_throughput(bench: Bench, gib: float) -> None:
     repo = f"big-{uuid.uuid4().hex[:8]}"
     await bench.assign(repo, await bench.script(f"#!/bin/sh\nexec head -c {total} /dev/zero\n"), 0)
     started = time.perf_counter()
-    messages, size, run_id, last = await bench.begin_raw(repo)
+    messages, _, run_id, last = await bench.begin_raw(repo)
     seconds = time.perf_counter() - started
     finished = executor_pb2.BeginBackupResponse.FromString(last).event.summary
     assert finished.succeeded_count == 1, finished

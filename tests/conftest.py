@@ -7,8 +7,10 @@ fail with a message saying how to start it. Each test gets a database of its own
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from library_service.app import LibraryApp, start_library
 from shared.settings import Settings
 from shared.stubs import library_pb2_grpc
+from tests.service.test_executor_support import ExecutorHandle, open_executor
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "HOOKSHELF_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
@@ -103,3 +106,23 @@ async def library(library_settings: Settings) -> AsyncIterator[LibraryHandle]:
     finally:
         await channel.close()
         await app.stop(0)
+
+
+@pytest.fixture
+def short_socket_dir() -> Iterator[Path]:
+    """Unix socket paths must stay under ~100 characters: tmp_path is too deep."""
+    path = Path(tempfile.mkdtemp(prefix="hs-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def executor(
+    library, tmp_path: Path, short_socket_dir: Path
+) -> AsyncIterator[ExecutorHandle]:
+    handle = await open_executor(library, tmp_path, short_socket_dir)
+    try:
+        yield handle
+    finally:
+        await handle.channel.close()
+        await handle.app.stop(0)

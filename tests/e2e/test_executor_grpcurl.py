@@ -1,6 +1,5 @@
 """grpcurl against a real executor process over a unix socket: reflection and calls."""
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_executor_process import REPO_ROOT, ExecutorProcess
-from tests.service.test_executor_support import short_socket_dir, unique  # noqa: F401
+from tests.service.test_executor_support import unique
 
 GRPCURL = REPO_ROOT / ".venv" / "bin" / "grpcurl"
 SERVICE = "hookshelf.executor.v1.HookExecutorService"

@@ -9,7 +9,6 @@ on SQLite and PostgreSQL libraries.
   EndBackup runs its post chain once.
 """
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ import pytest
 from shared.stubs import executor_pb2, library_pb2
 from tests.e2e.test_executor_process import ExecutorProcess
 from tests.service.test_assignments_support import DEADLINE, POST, PRE, make_script
-from tests.service.test_executor_support import (  # noqa: F401 - fixture
+from tests.service.test_executor_support import (
     mark_script,
-    short_socket_dir,
     summary_of,
     unique,
 )

@@ -1,7 +1,6 @@
 """SIGTERM: new work stops, running steps get the grace, then are killed and recorded;
 open runs stay in the journal and are honoured by the next process."""
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from tests.service.test_executor_support import (  # noqa: F401 - fixtures
     POST,
     PRE,
     mark_script,
-    short_socket_dir,
     summary_of,
     unique,
 )

@@ -15,13 +15,11 @@ from shared.stubs import executor_pb2, library_pb2
 from tests.conftest import LibraryHandle
 from tests.e2e.test_templates_run_healthcheck import PingServer, server  # noqa: F401 - fixture
 from tests.e2e.test_templates_run_support import StandIn
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.test_executor_support import (
     DEADLINE,
     POST,
     PRE,
     ExecutorHandle,
-    executor,
-    short_socket_dir,
     summary_of,
 )
 
@@ -44,7 +42,7 @@ async def instantiate(library: LibraryHandle, template: str, name: str, **values
 
 
 async def test_a_backup_wrapped_by_templates(
-    executor: ExecutorHandle, server: PingServer, tmp_path: Path  # noqa: F811
+    executor: ExecutorHandle, server: PingServer, tmp_path: Path  # noqa: F811 - fixture
 ) -> None:
     library = executor.library
     docker = StandIn(tmp_path / "bin", "docker")

@@ -1,6 +1,5 @@
 """TestScript, RunInlineHooks and maintenance windows through the real services."""
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -9,12 +8,10 @@ import pytest
 
 from shared.error_details import details_of
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.test_executor_support import (
     DEADLINE,
     SUCCESS,
-    executor,
     mark_script,
-    short_socket_dir,
     summary_of,
     unique,
 )

@@ -6,7 +6,6 @@ exactly once and the SUCCESS-only one did not, proven by the lines the hooks wro
 (The executor being SIGKILLed is in tests/e2e/test_executor_restart.py.)
 """
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -15,14 +14,12 @@ import os
 from collections import Counter
 
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.test_executor_support import (
     POST,
     PRE,
     SUCCESS,
     ExecutorHandle,
-    executor,
     mark_script,
-    short_socket_dir,
     summary_of,
     unique,
 )
@@ -148,3 +145,20 @@ async def test_end_racing_the_lease_watcher_runs_the_post_chain_once(executor) -
     assert len(outcomes) == 1  # whoever won, everyone reports the same recorded end
     await executor.wait_ended(run_id)
     assert sum(_post_runs(executor).values()) == 1
+
+
+async def test_a_client_leaving_end_backup_does_not_stop_the_post_chain(executor) -> None:
+    repo = unique("repo")
+    slow = mark_script(before="sleep 1\n")  # marks only after the sleep: it ran to its end
+    await executor.hook(repo, f"post-always-{repo}", POST, content=slow,
+                        custom_run_on=library_pb2.RUN_ON_ALWAYS)
+    run_id = (await executor.begin(repo))[0].run_id
+    call = executor.stub.EndBackup(
+        executor_pb2.EndBackupRequest(run_id=run_id, outcome=SUCCESS), timeout=30)
+    async for response in call:
+        if response.event.HasField("step_started"):
+            break
+    call.cancel()
+    run = await executor.wait_ended(run_id)
+    assert [s.status for s in run.steps] == [library_pb2.EXECUTION_STATUS_SUCCEEDED]
+    assert _post_runs(executor) == {("always", "success"): 1}

@@ -1,6 +1,5 @@
 """Recording: every execution reaches the library once, even across a library outage."""
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -14,12 +13,11 @@ from library_service.app import start_library
 from shared.settings import Settings
 from shared.stubs import library_pb2, library_pb2_grpc
 from tests.conftest import LibraryHandle
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.test_executor_support import (
     POST,
     PRE,
     SUCCESS,
     open_executor,
-    short_socket_dir,
     summary_of,
     unique,
 )

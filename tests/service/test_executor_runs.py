@@ -1,20 +1,17 @@
 """Backup runs through the real executor and library: the normal path, events, records."""
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
 import pytest
 
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.test_executor_support import (
     POST,
     PRE,
     SUCCESS,
-    executor,
     kinds_of,
     mark_script,
-    short_socket_dir,
     summary_of,
     unique,
 )

@@ -1,7 +1,6 @@
 """Steps through the service: process trees, the environment, the verified cache,
 output streaming."""
 
-# ruff: noqa: F811 - the fixtures are imported from the support module by name
 
 from __future__ import annotations
 
@@ -16,9 +15,7 @@ from tests.service.test_executor_support import (  # noqa: F401 - fixtures
     POST,
     PRE,
     SUCCESS,
-    executor,
     mark_script,
-    short_socket_dir,
     summary_of,
     unique,
 )

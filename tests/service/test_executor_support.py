@@ -8,15 +8,11 @@ a line to a file the test reads (``$MARKS``), not only by the events.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import pytest
 
 from executor_service.app import ExecutorApp, ExecutorOptions, start_executor
 from executor_service.clock import Clock
@@ -24,7 +20,7 @@ from shared.settings import Settings
 from shared.stubs import executor_pb2, executor_pb2_grpc, library_pb2
 from tests.service.test_assignments_support import DEADLINE, POST, PRE, make_script
 
-__all__ = ["DEADLINE", "POST", "PRE", "ExecutorHandle", "executor", "short_socket_dir"]
+__all__ = ["DEADLINE", "POST", "PRE", "ExecutorHandle"]
 
 SUCCESS = library_pb2.BACKUP_OUTCOME_SUCCESS
 FAILURE = library_pb2.BACKUP_OUTCOME_FAILURE
@@ -35,14 +31,6 @@ MARK = 'echo "$HOOKSHELF_SCRIPT_NAME ${HOOKSHELF_BACKUP_STATUS:-pre}" >> "$MARKS
 
 def mark_script(extra: str = "", *, before: str = "") -> str:
     return f"#!/bin/bash\n{before}{MARK}{extra}"
-
-
-@pytest.fixture
-def short_socket_dir() -> AsyncIterator[Path]:
-    """Unix socket paths must stay under ~100 characters: tmp_path is too deep."""
-    path = Path(tempfile.mkdtemp(prefix="hs-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def executor_settings(library_address: str, state_dir: Path, socket_dir: Path, **more) -> Settings:
@@ -173,16 +161,6 @@ async def open_executor(library, tmp_path: Path, socket_dir: Path, *,
         settings=config,
         options=options,
     )
-
-
-@pytest.fixture
-async def executor(library, tmp_path: Path, short_socket_dir: Path) -> AsyncIterator[ExecutorHandle]:
-    handle = await open_executor(library, tmp_path, short_socket_dir)
-    try:
-        yield handle
-    finally:
-        await handle.channel.close()
-        await handle.app.stop(0)
 
 
 def unique(prefix: str) -> str:

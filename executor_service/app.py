@@ -122,6 +122,7 @@ async def start_executor(
             work_root=state_dir / "work",
             executor_id=executor_id,
             on_recorded=recorder.wake,
+            on_chain_ended=recorder.flush,
         )
         promises = Promises(
             journal=journal, chains=chains, clock=options.clock, lifecycle=lifecycle,

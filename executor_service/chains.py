@@ -164,6 +164,7 @@ class ChainRunner:
         work_root: Path,
         executor_id: str,
         on_recorded: Callable[[], None] = lambda: None,
+        on_chain_ended: Callable[[], None] = lambda: None,
     ) -> None:
         self.journal = journal
         self.cache = cache
@@ -171,6 +172,7 @@ class ChainRunner:
         self.work_root = work_root
         self.executor_id = executor_id
         self.on_recorded = on_recorded
+        self.on_chain_ended = on_chain_ended
 
     async def run(
         self,
@@ -214,6 +216,7 @@ class ChainRunner:
             ctx.variables.update(outputs)
             result.outputs.update(outputs)
             self._judge(ctx, step, status, result, control)
+        self.on_chain_ended()
         return result
 
     def _skip(

@@ -13,6 +13,7 @@ block the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import structlog
@@ -25,7 +26,8 @@ log = structlog.get_logger("hookshelf.executor.recorder")
 
 BATCH_SIZE = 100
 # After a wake-up, wait this long for more records: a chain of quick steps then costs
-# the library one call per batch instead of one per step.
+# the library one call per batch instead of one per step. A chain that ends (`flush`)
+# cuts the wait short: its last records need not wait for more that are not coming.
 GATHER_SECONDS = 0.2
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
@@ -47,12 +49,18 @@ class Recorder:
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
+        self._flush = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
 
     def wake(self) -> None:
         """New records are waiting."""
+        self._wake.set()
+
+    def flush(self) -> None:
+        """A chain ended: send what is waiting now rather than after the gathering delay."""
+        self._flush.set()
         self._wake.set()
 
     def start(self) -> None:
@@ -100,7 +108,10 @@ class Recorder:
             if sent < self.batch_size:
                 self._idle.set()
                 await self._wake.wait()
-                await asyncio.sleep(GATHER_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GATHER_SECONDS):
+                        await self._flush.wait()
+            self._flush.clear()
 
     async def _sleep(self, seconds: float) -> None:
         """Back off. New records do not cut it short: they would only hammer a library

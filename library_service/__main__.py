@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+
+import structlog
 
 from library_service.app import LibraryApp, start_library
+from library_service.domain.secrets import SecretKeyError
 from shared.grpc_server import exit_leaving_no_stuck_threads, serve_until_signal
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
@@ -32,7 +36,14 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except SecretKeyError as error:
+        # A key that cannot be used must stop the service; say why in one line.
+        structlog.get_logger("hookshelf.library").error(
+            "library.secret_key_unusable", error=str(error)
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

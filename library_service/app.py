@@ -8,6 +8,7 @@ import structlog
 
 from library_service.context import LibraryContext
 from library_service.domain.mirror import ScriptMirror, mirror_root
+from library_service.domain.secrets import load_cipher
 from library_service.maintenance import install_templates
 from library_service.servicer import ScriptLibraryServicer
 from library_service.store import migrate
@@ -60,6 +61,8 @@ async def start_library(
     start and on reads). Both default to the settings of the same names.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # First: a key that cannot be used stops the start before anything else is touched.
+    cipher = load_cipher(settings)
     url = settings.effective_database_url
     await migrate.upgrade(url)
     database = Database(url)
@@ -71,7 +74,7 @@ async def start_library(
     if mirror_enabled:
         mirror = ScriptMirror(mirror_root(settings.data_dir), database, mirror_scan_seconds)
         await mirror.start()
-    context = LibraryContext(settings=settings, database=database, mirror=mirror)
+    context = LibraryContext(settings=settings, database=database, mirror=mirror, cipher=cipher)
     servicer = ScriptLibraryServicer(context)
     try:
         # Built-in templates: installed or upgraded before serving (maintenance/install_templates).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from library_service.domain.mirror import ScriptMirror
+from library_service.domain.secrets import SecretCipher
 from library_service.store.database import Database
 from shared.settings import Settings
 
@@ -15,3 +16,5 @@ class LibraryContext:
     database: Database
     # The file mirror, on the one replica that owns it (DESIGN §5); None elsewhere.
     mirror: ScriptMirror | None = None
+    # Encrypts and decrypts secret parameter values (domain/secrets.py); loaded at start.
+    cipher: SecretCipher | None = None

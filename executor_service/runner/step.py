@@ -49,6 +49,7 @@ from enum import Enum
 from pathlib import Path
 
 from executor_service.runner.capture import CapturedOutput
+from executor_service.runner.leader import Leader, start_leader
 from executor_service.runner.output import Emit, OutputChunk, OutputPump
 from executor_service.runner.output_variables import read_output_variables
 from executor_service.runner.pipe_reader import PipeReader
@@ -408,20 +409,11 @@ class _StepRun:
 
 async def _spawn(
     argv: list[str], environment: dict[str, str], cwd: Path, stdout: int, stderr: int
-) -> asyncio.subprocess.Process:
+) -> Leader:
     attempts = 3
     for attempt in range(attempts):
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                cwd=cwd,
-                env=environment,
-                start_new_session=True,
-                close_fds=True,
-            )
+            return start_leader(argv, environment, cwd, stdout, stderr)
         except OSError as error:
             # ETXTBSY: another thread forked while the script was open for writing and its
             # child still held the descriptor; it goes at that child's exec. Try again.

@@ -7,16 +7,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.api.history import timestamp_of
 from library_service.context import LibraryContext
-from library_service.domain import assignments, plans
+from library_service.domain import assignments, plans, secrets
 from library_service.store import models
 from shared.stubs import library_pb2
 
 
-def assignment_to_proto(row: models.Assignment, script_name: str) -> library_pb2.Assignment:
+def assignment_to_proto(
+    row: models.Assignment,
+    script_name: str,
+    secret_names: frozenset[str] = frozenset(),
+) -> library_pb2.Assignment:
     """The stored assignment as the API shows it; unset overrides stay unset.
 
-    Parameter values are returned as stored (masking secret values arrives with the
-    secrets work).
+    Secret values are never returned: values of the ``secret_names`` parameters (the
+    script's SECRET ones) and every value stored encrypted show as ``secrets.MASK``.
     """
     message = library_pb2.Assignment(
         id=row.id,
@@ -26,7 +30,7 @@ def assignment_to_proto(row: models.Assignment, script_name: str) -> library_pb2
         hook_type=row.hook_type,  # type: ignore[arg-type]
         execution_order=row.execution_order,
         enabled=row.enabled,
-        parameter_values=row.parameter_values or {},
+        parameter_values=secrets.masked(row.parameter_values or {}, secret_names),
         create_time=timestamp_of(row.created_at),
         update_time=timestamp_of(row.updated_at),
     )
@@ -57,9 +61,9 @@ def plan_step_to_proto(step: plans.PlanStep) -> library_pb2.PlanStep:
 async def _pack(
     session: AsyncSession, rows: list[models.Assignment]
 ) -> list[library_pb2.Assignment]:
-    """Assignments as protos, their script names read in one query."""
-    names = await assignments.script_names(session, (row.script_id for row in rows))
-    return [assignment_to_proto(row, names.get(row.script_id, "")) for row in rows]
+    """Assignments as protos, their script names and secret parameters read in one query."""
+    labels = await assignments.script_labels(session, (row.script_id for row in rows))
+    return [assignment_to_proto(row, *labels.get(row.script_id, ("", frozenset()))) for row in rows]
 
 
 class AssignmentRpcs:
@@ -74,7 +78,7 @@ class AssignmentRpcs:
     ) -> library_pb2.AssignScriptResponse:
         """Attaches a script to a chain; ALREADY_EXISTS for the same triple twice."""
         async with self.ctx.database.transaction() as session:
-            row = await assignments.assign(session, request.assignment)
+            row = await assignments.assign(session, request.assignment, self.ctx.cipher)
             (packed,) = await _pack(session, [row])
         return library_pb2.AssignScriptResponse(assignment=packed)
 
@@ -102,7 +106,7 @@ class AssignmentRpcs:
         """Changes the masked fields; a masked but unset override is cleared."""
         async with self.ctx.database.transaction() as session:
             row = await assignments.update(
-                session, request.assignment, list(request.update_mask.paths)
+                session, request.assignment, list(request.update_mask.paths), self.ctx.cipher
             )
             (packed,) = await _pack(session, [row])
         return library_pb2.UpdateAssignmentResponse(assignment=packed)
@@ -129,9 +133,12 @@ class AssignmentRpcs:
     async def ResolveHookPlan(
         self, request: library_pb2.ResolveHookPlanRequest, context: grpc.aio.ServicerContext
     ) -> library_pb2.ResolveHookPlanResponse:
-        """The enabled steps of a chain with their effective settings."""
+        """The enabled steps of a chain with their effective settings, secrets decrypted
+        (plans are for executors; HOOKSHELF_AUTH_TOKEN guards them)."""
         async with self.ctx.database.transaction() as session:
-            steps = await plans.resolve_plan(session, request.repository_id, request.hook_type)
+            steps = await plans.resolve_plan(
+                session, request.repository_id, request.hook_type, self.ctx.cipher
+            )
         return library_pb2.ResolveHookPlanResponse(
             repository_id=request.repository_id,
             hook_type=request.hook_type,

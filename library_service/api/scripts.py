@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from library_service.api.assignments import assignment_to_proto
 from library_service.api.history import execution_to_proto, timestamp_of
@@ -25,6 +28,19 @@ def parameter_to_proto(stored: dict) -> library_pb2.Parameter:  # type: ignore[t
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    """``timestamp_of`` by arithmetic: a page of scripts has three per row, and
+    ``Timestamp.FromDatetime`` costs more than the rest of the row. Naive means UTC."""
+    if moment is None:
+        return None
+    since = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
+
+
 def script_to_proto(view: scripts.ScriptView) -> library_pb2.Script:
     """A script as the API shows it (content empty in lists, see ScriptView)."""
     row = view.script
@@ -42,10 +58,10 @@ def script_to_proto(view: scripts.ScriptView) -> library_pb2.Script:
         template_version=row.template_version,
         parameters=[parameter_to_proto(p) for p in row.parameters or []],
         etag=row.etag,
-        create_time=timestamp_of(row.created_at),
-        update_time=timestamp_of(row.updated_at),
+        create_time=_timestamp(row.created_at),
+        update_time=_timestamp(row.updated_at),
         usage_count=view.usage_count,
-        last_used_time=timestamp_of(view.last_used_at),
+        last_used_time=_timestamp(view.last_used_at),
         file_path=view.file_path,
         version_count=view.version_count,
     )

@@ -17,7 +17,11 @@ Decisions (documented in the README):
   unset. Unknown enum numbers are rejected.
 - ``parameter_values`` replaces the whole map when named in an update mask. Names the
   script does not declare are allowed (a script may read any variable); declared
-  parameters without a default must be given a value.
+  parameters without a default must be given a value: FAILED_PRECONDITION (reason
+  PARAMETER_VALUE_REQUIRED) naming them, here and again at plan time.
+- SECRET parameters' values are stored encrypted and read back as ``secrets.MASK``; the
+  mask sent back keeps the stored secret, and the mask for a secret with nothing stored
+  is INVALID_ARGUMENT (see domain/secrets.py).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from library_service.domain import secrets
 from library_service.domain.pagination import decode_page_token, encode_page_token, page_size_of
-from library_service.domain.parameters import PARAMETER_NAME, RESERVED_PREFIX
+from library_service.domain.parameters import PARAMETER_NAME, RESERVED_PREFIX, secret_names
 from library_service.domain.validation import (
     MAX_EXECUTION_ORDER,
     check_enum,
@@ -42,7 +47,7 @@ from library_service.domain.validation import (
     check_timeout,
 )
 from library_service.store import models
-from shared.errors import AlreadyExists, InvalidArgument, NotFound, Violations
+from shared.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Violations
 from shared.stubs import library_pb2
 
 # Room between neighbours, so a step can be slotted in with one UpdateAssignment.
@@ -95,13 +100,65 @@ def check_parameter_values(field: str, values: Mapping[str, str], problems: Viol
             problems.add(path, f"must be at most {MAX_PARAMETER_VALUE_LENGTH} characters")
 
 
-def _check_required_parameters(
-    field: str, script: models.Script, values: Mapping[str, str], problems: Violations
-) -> None:
-    for parameter in script.parameters or []:
-        name = parameter.get("name", "")
-        if name and not parameter.get("has_default") and name not in values:
-            problems.add(f"{field}[{name}]", f"is required by script {script.name!r}")
+class ParameterValueRequired(FailedPrecondition):
+    """A required parameter of the script has no value on the assignment."""
+
+    reason = "PARAMETER_VALUE_REQUIRED"
+
+
+def missing_required(script: models.Script, values: Mapping[str, str]) -> list[str]:
+    """The script's parameters without a default that ``values`` does not give."""
+    return [
+        name
+        for parameter in script.parameters or []
+        if (name := parameter.get("name", ""))
+        and not parameter.get("has_default")
+        and name not in values
+    ]
+
+
+def required_error(
+    script: models.Script, missing: Sequence[str], assignment_id: str = ""
+) -> ParameterValueRequired:
+    """FAILED_PRECONDITION naming the script, the assignment (when there is one yet) and
+    the parameters without a value. The request is well formed; the script's declared
+    parameters are the state it does not satisfy."""
+    where = f"assignment {assignment_id} of script" if assignment_id else "script"
+    metadata = {"script_id": script.id, "script_name": script.name, "parameters": ",".join(missing)}
+    if assignment_id:
+        metadata["assignment_id"] = assignment_id
+    return ParameterValueRequired(
+        f"{where} {script.name!r} has no value for required parameter(s) "
+        f"{', '.join(missing)}: give them in parameter_values",
+        metadata=metadata,
+    )
+
+
+def _sealed_values(
+    field: str,
+    script: models.Script,
+    incoming: dict[str, str],
+    stored: dict[str, str],
+    cipher: secrets.SecretCipher | None,
+    assignment_id: str = "",
+) -> dict[str, str]:
+    """The map to store: secrets encrypted, masks resolved to the stored secrets, and the
+    script's required parameters all given."""
+    values, unkeepable = secrets.seal(
+        incoming, stored, secret_names(script.parameters or []), cipher
+    )
+    problems = Violations()
+    for name in unkeepable:
+        problems.add(
+            f"{field}[{name}]",
+            f"is the mask {secrets.MASK!r} of a secret value, but there is no stored value "
+            "to keep: send the value itself",
+        )
+    problems.raise_if_any()
+    missing = missing_required(script, values)
+    if missing:
+        raise required_error(script, missing, assignment_id)
+    return values
 
 
 def _optional_override(
@@ -165,12 +222,23 @@ async def get(session: AsyncSession, field: str, assignment_id: str) -> models.A
 
 async def script_names(session: AsyncSession, script_ids: Iterable[str]) -> dict[str, str]:
     """``{script_id: name}`` for packing assignments, in one query."""
+    return {ident: name for ident, (name, _) in (await script_labels(session, script_ids)).items()}
+
+
+async def script_labels(
+    session: AsyncSession, script_ids: Iterable[str]
+) -> dict[str, tuple[str, frozenset[str]]]:
+    """``{script_id: (name, names of its SECRET parameters)}`` for packing assignments
+    (secret values are masked), in one query."""
     ids = set(script_ids)
     if not ids:
         return {}
     S = models.Script
-    rows = await session.execute(select(S.id, S.name).where(S.id.in_(ids)))
-    return dict(rows.tuples().all())
+    rows = await session.execute(select(S.id, S.name, S.parameters).where(S.id.in_(ids)))
+    return {
+        ident: (name, frozenset(secret_names(stored or [])))
+        for ident, name, stored in rows.tuples()
+    }
 
 
 @dataclass(frozen=True)
@@ -258,8 +326,13 @@ async def _script(session: AsyncSession, field: str, script_id: str) -> models.S
     return script
 
 
-async def assign(session: AsyncSession, message: library_pb2.Assignment) -> models.Assignment:
-    """AssignScript: validates everything first, then inserts one assignment."""
+async def assign(
+    session: AsyncSession,
+    message: library_pb2.Assignment,
+    cipher: secrets.SecretCipher | None = None,
+) -> models.Assignment:
+    """AssignScript: validates everything first, then inserts one assignment. ``cipher``
+    encrypts secret values (required when the request has any)."""
     problems = Violations()
     problems.check(check_repository_id, "assignment.repository_id", message.repository_id)
     problems.check(check_hook_type, "assignment.hook_type", message.hook_type)
@@ -274,9 +347,7 @@ async def assign(session: AsyncSession, message: library_pb2.Assignment) -> mode
     problems.raise_if_any()
 
     script = await _script(session, "assignment.script_id", message.script_id)
-    required = Violations()
-    _check_required_parameters("assignment.parameter_values", script, values, required)
-    required.raise_if_any()
+    values = _sealed_values("assignment.parameter_values", script, values, {}, cipher)
 
     A = models.Assignment
     duplicate = await session.scalar(
@@ -350,10 +421,14 @@ def check_update_mask(paths: Sequence[str], allowed: frozenset[str]) -> list[str
 
 
 async def update(
-    session: AsyncSession, message: library_pb2.Assignment, paths: Sequence[str]
+    session: AsyncSession,
+    message: library_pb2.Assignment,
+    paths: Sequence[str],
+    cipher: secrets.SecretCipher | None = None,
 ) -> models.Assignment:
     """UpdateAssignment: changes exactly the masked fields. An override path whose field
-    is unset in the message clears the override (the script's default applies again)."""
+    is unset in the message clears the override (the script's default applies again).
+    A secret value sent as the mask keeps the stored one."""
     mask = check_update_mask(paths, UPDATABLE_PATHS)
     problems = Violations()
     problems.check(check_id, "assignment.id", message.id)
@@ -372,10 +447,14 @@ async def update(
     row = await get(session, "assignment.id", message.id)
     if "parameter_values" in mask:
         script = await _script(session, "assignment.script_id", row.script_id)
-        required = Violations()
-        _check_required_parameters("assignment.parameter_values", script, values, required)
-        required.raise_if_any()
-        row.parameter_values = values
+        row.parameter_values = _sealed_values(
+            "assignment.parameter_values",
+            script,
+            values,
+            dict(row.parameter_values or {}),
+            cipher,
+            row.id,
+        )
     if "execution_order" in mask:
         row.execution_order = message.execution_order
     if "enabled" in mask:
@@ -385,6 +464,30 @@ async def update(
     row.updated_at = datetime.now(UTC)
     await session.flush()
     return row
+
+
+async def seal_secret_values(
+    session: AsyncSession, script: models.Script, cipher: secrets.SecretCipher | None
+) -> int:
+    """Encrypts, on every assignment of ``script``, the values of its SECRET parameters
+    that are still stored in the clear: for UpdateScript after a parameter became SECRET,
+    so no clear secret stays at rest. Returns how many assignments changed."""
+    names = secret_names(script.parameters or [])
+    if not names:
+        return 0
+    changed = 0
+    for row in await list_for_script(session, script.id):
+        stored = dict(row.parameter_values or {})
+        clear = [n for n in names if n in stored and not secrets.is_encrypted(stored[n])]
+        if clear:
+            if cipher is None:
+                raise RuntimeError("no secret key loaded: cannot store a secret value")
+            stored.update({n: cipher.encrypt(stored[n]) for n in clear})
+            row.parameter_values = stored
+            changed += 1
+    if changed:
+        await session.flush()
+    return changed
 
 
 async def unassign(session: AsyncSession, assignment_id: str) -> None:

@@ -390,4 +390,10 @@ class ScriptMirror:
 def file_path_of(data_dir: Path, slug: str) -> str:
     """Where the mirror keeps a script (reported as Script.file_path by every replica,
     mirror owner or not: they share the data dir)."""
-    return str(mirror_root(data_dir) / f"{slug}{SUFFIX}")
+    return file_path_in(str(mirror_root(data_dir)), slug)
+
+
+def file_path_in(root: str, slug: str) -> str:
+    """``file_path_of`` under a ``mirror_root`` resolved once by the caller: resolving
+    the data dir costs system calls, too many to repeat for every row of a page."""
+    return f"{root}{os.sep}{slug}{SUFFIX}"

@@ -3,6 +3,13 @@
 The rules that decide a step's effective settings live here as small pure functions so
 the library (ResolveHookPlan) and the executor (which post hooks run) share one
 definition (DESIGN §1 "Plans", §2 "Which post hooks run", "Failure policy").
+
+Plans are for executors: they carry secret values decrypted, named in
+``secret_parameter_names`` so the executor redacts them from every output. With
+HOOKSHELF_AUTH_TOKEN set only holders of the token can ask for one; without it, anyone
+who can reach the library's port can (bind it to localhost or a unix socket then).
+A plan is FAILED_PRECONDITION when an enabled step misses a required value (its script
+gained a parameter after it was assigned) or holds a secret the key cannot decrypt.
 """
 
 from __future__ import annotations
@@ -13,8 +20,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from library_service.domain import parameters
-from library_service.domain.assignments import check_hook_type, check_repository_id
+from library_service.domain import parameters, secrets
+from library_service.domain.assignments import (
+    ParameterValueRequired,
+    check_hook_type,
+    check_repository_id,
+    missing_required,
+    required_error,
+)
 from library_service.store import models
 from shared.errors import InvalidArgument, Violations
 from shared.stubs import library_pb2
@@ -79,26 +92,42 @@ def effective_timeout(script: models.Script, assignment: models.Assignment) -> i
 
 
 def resolve_parameter_values(
-    script: models.Script, assignment: models.Assignment
+    script: models.Script,
+    assignment: models.Assignment,
+    cipher: secrets.SecretCipher | None = None,
 ) -> dict[str, str]:
     """The values a step runs with: the script's parameter defaults overlaid by the
-    assignment's values.
+    assignment's values, secrets decrypted (the one place that decrypts).
 
-    THE place where secrets get decrypted for the executor: for now values pass through
-    as stored; the secrets work changes this function (and only this one).
+    SecretUndecryptable (FAILED_PRECONDITION) when ``cipher`` cannot read a stored secret;
+    RuntimeError when there is one to read and no cipher (a programming error).
     """
     values = {
         parameter["name"]: str(parameter.get("default_value", ""))
         for parameter in script.parameters or []
         if parameter.get("name") and parameter.get("has_default")
     }
-    values.update(assignment.parameter_values or {})
+    for name, stored in (assignment.parameter_values or {}).items():
+        if secrets.is_encrypted(stored):
+            if cipher is None:
+                raise RuntimeError("no secret key loaded: cannot decrypt a secret value")
+            values[name] = cipher.decrypt(stored, assignment_id=assignment.id, name=name)
+        else:
+            values[name] = stored
     return values
 
 
-def secret_parameter_names(script: models.Script, values: Mapping[str, str]) -> list[str]:
-    """Names among ``values`` whose declared type is SECRET, sorted: redact these."""
-    return sorted(parameters.secret_names(script.parameters or []) & values.keys())
+def secret_parameter_names(
+    script: models.Script,
+    values: Mapping[str, str],
+    stored: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Names among ``values`` that are secret, sorted: redact these. Secret means declared
+    SECRET, or stored encrypted (``stored``: the assignment's stored values), so a value
+    kept from when its parameter was SECRET stays redacted."""
+    names = parameters.secret_names(script.parameters or []) & values.keys()
+    names |= {name for name, value in (stored or {}).items() if secrets.is_encrypted(value)}
+    return sorted(names)
 
 
 @dataclass(frozen=True)
@@ -115,8 +144,17 @@ class PlanStep:
     secret_parameter_names: list[str] = field(default_factory=list)
 
 
-def plan_step(script: models.Script, assignment: models.Assignment) -> PlanStep:
-    values = resolve_parameter_values(script, assignment)
+def plan_step(
+    script: models.Script,
+    assignment: models.Assignment,
+    cipher: secrets.SecretCipher | None = None,
+) -> PlanStep:
+    """One resolved step. ParameterValueRequired (FAILED_PRECONDITION) when a required
+    parameter has no value; SecretUndecryptable when a secret cannot be decrypted."""
+    missing = missing_required(script, assignment.parameter_values or {})
+    if missing:
+        raise required_error(script, missing, assignment.id)
+    values = resolve_parameter_values(script, assignment, cipher)
     return PlanStep(
         assignment_id=assignment.id,
         script_id=script.id,
@@ -127,12 +165,20 @@ def plan_step(script: models.Script, assignment: models.Assignment) -> PlanStep:
         on_error=effective_on_error(assignment.hook_type, assignment),
         execution_order=assignment.execution_order,
         parameter_values=values,
-        secret_parameter_names=secret_parameter_names(script, values),
+        secret_parameter_names=secret_parameter_names(script, values, assignment.parameter_values),
     )
 
 
-async def resolve_plan(session: AsyncSession, repository_id: str, hook_type: int) -> list[PlanStep]:
-    """The enabled steps of one chain in (execution_order, id) order, resolved.
+async def resolve_plan(
+    session: AsyncSession,
+    repository_id: str,
+    hook_type: int,
+    cipher: secrets.SecretCipher | None = None,
+) -> list[PlanStep]:
+    """The enabled steps of one chain in (execution_order, id) order, resolved, secrets
+    decrypted with ``cipher``. Any step that cannot run as configured (a required value
+    missing, a secret the key cannot read) makes the whole plan FAILED_PRECONDITION:
+    running half a chain would be worse than not starting.
 
     A repository nobody assigned anything to has an empty plan, not an error: the
     library does not own repositories. Digests are read in the same query as the order,
@@ -156,4 +202,23 @@ async def resolve_plan(session: AsyncSession, repository_id: str, hook_type: int
         .where(A.repository_id == repository_id, A.hook_type == hook_type, A.enabled.is_(True))
         .order_by(A.execution_order, A.id)
     )
-    return [plan_step(script, assignment) for assignment, script in rows.tuples()]
+    steps: list[PlanStep] = []
+    missing: list[ParameterValueRequired] = []
+    for assignment, script in rows.tuples():
+        try:
+            steps.append(plan_step(script, assignment, cipher))
+        except ParameterValueRequired as error:
+            missing.append(error)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:  # every step at fault at once, the first one's ids in the metadata
+        raise ParameterValueRequired(
+            "; ".join(error.message for error in missing),
+            metadata={
+                **missing[0].metadata,
+                "assignments": ";".join(
+                    f"{e.metadata['assignment_id']}:{e.metadata['parameters']}" for e in missing
+                ),
+            },
+        )
+    return steps

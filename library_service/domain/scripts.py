@@ -24,6 +24,7 @@ Decisions (for the docs):
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Collection, Sequence
@@ -31,17 +32,30 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Label,
+    Row,
+    Select,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.domain import assignments as assignments_domain
 from library_service.domain import etags, history, parameters, slugs, versions, windows
 from library_service.domain.assignments import check_update_mask
-from library_service.domain.mirror import file_path_of
+from library_service.domain.mirror import file_path_in, mirror_root
 from library_service.domain.pagination import decode_page_token, encode_page_token, page_size_of
 from library_service.domain.parameters import ParameterSpec
-from library_service.domain.search import contains_text
+from library_service.domain.search import contains_pattern, contains_text
 from library_service.domain.validation import (
     MAX_CATEGORY_LENGTH,
     MAX_DESCRIPTION_LENGTH,
@@ -117,7 +131,8 @@ class TemplateOrigin:
 class ScriptView:
     """A script with what is derived from other tables."""
 
-    script: models.Script
+    # A loaded row (writes) or a Core row with the same attributes (reads).
+    script: models.Script | Row[Any]
     version_count: int
     usage_count: int
     last_used_at: datetime | None
@@ -220,21 +235,101 @@ def _check_recent_limit(limit: int) -> int:
 
 # --- reading -----------------------------------------------------------------------------
 
+# GetScript and ListScripts read with Core statements over the tables, built once and run
+# with bound values: building statements and ORM objects cost more than the database on
+# these paths. The derived values are correlated subqueries of the same statement, so a
+# page is one round trip. Writes keep the ORM (they change the rows they load).
+_S = models.Script.__table__
+_V = models.ScriptVersion.__table__
+_E = models.Execution.__table__
+_C = models.ScriptContent.__table__
+_A = models.Assignment.__table__
+
+
+def _derived(script_id: ColumnElement[str]) -> list[Label[Any]]:
+    """version_count, usage_count and last_used_at of the script ``script_id`` names,
+    counted as history.usage_for_scripts counts them (test runs are not use)."""
+    used = and_(_E.c.script_id == script_id, _E.c.trigger != history._NOT_USAGE)
+    return [
+        select(func.count())
+        .select_from(_V)
+        .where(_V.c.script_id == script_id)
+        .scalar_subquery()
+        .label("version_count"),
+        select(func.count()).select_from(_E).where(used).scalar_subquery().label("usage_count"),
+        select(func.max(_E.c.start_time)).where(used).scalar_subquery().label("last_used_at"),
+    ]
+
+
+@functools.cache
+def _page_statement(
+    *, query: bool, category: bool, templates_only: bool, after: bool, sqlite: bool
+) -> Select[Any]:
+    """ListScripts for one combination of filters; values are bound at execution
+    (``pattern``, ``category``, ``after``, ``limit``). The page is chosen first and the
+    derived values computed for its rows only."""
+    page = select(_S)
+    if query:
+        page = page.where(
+            contains_text(
+                [_S.c.name, _S.c.description], bindparam("pattern", type_=String), sqlite=sqlite
+            )
+        )
+    if category:
+        page = page.where(_S.c.category == bindparam("category"))
+    if templates_only:
+        page = page.where(_S.c.is_template.is_(True))
+    if after:
+        page = page.where(_S.c.name > bindparam("after"))
+    chosen = page.order_by(_S.c.name).limit(bindparam("limit", type_=Integer)).subquery("page")
+    return select(chosen, *_derived(chosen.c.id)).order_by(chosen.c.name)
+
+
+@functools.cache
+def _script_statement(*, by_id: bool) -> Select[Any]:
+    """GetScript's script (by ``key``, an id or a name) with its derived values, content,
+    and whether it has any assignments or executions to fetch."""
+    key = _S.c.id if by_id else _S.c.name
+    return (
+        select(
+            _S,
+            *_derived(_S.c.id),
+            _C.c.content,
+            exists().where(_A.c.script_id == _S.c.id).label("assigned"),
+            exists().where(_E.c.script_id == _S.c.id).label("executed"),
+        )
+        .join(_C, _C.c.digest == _S.c.current_digest)
+        .where(key == bindparam("key"))
+    )
+
+
+def _view_of(row: Row[Any], root: str, content: str = "") -> ScriptView:
+    """A view of a row of ``_page_statement`` or ``_script_statement``."""
+    return ScriptView(
+        script=row,
+        version_count=row.version_count,
+        usage_count=row.usage_count,
+        last_used_at=history.as_utc(row.last_used_at),
+        file_path=file_path_in(root, row.slug),
+        content=content,
+    )
+
 
 async def _views(
     ctx: LibraryContext, session: AsyncSession, rows: Sequence[models.Script]
 ) -> list[ScriptView]:
-    """Views without content, derived values fetched for all rows at once."""
+    """Views without content of loaded rows, derived values fetched for all at once."""
     ids = [row.id for row in rows]
     usage = await history.usage_for_scripts(session, ids)
     counts = await versions.version_counts(session, ids)
+    root = str(mirror_root(ctx.settings.data_dir))
     return [
         ScriptView(
             script=row,
             version_count=counts.get(row.id, 0),
             usage_count=usage[row.id][0],
             last_used_at=usage[row.id][1],
-            file_path=file_path_of(ctx.settings.data_dir, row.slug),
+            file_path=file_path_in(root, row.slug),
         )
         for row in rows
     ]
@@ -245,6 +340,14 @@ async def _view(ctx: LibraryContext, session: AsyncSession, row: models.Script) 
     view = (await _views(ctx, session, [row]))[0]
     content = (await versions.content_of(session, row.current_digest)).content
     return replace(view, content=content)
+
+
+def _not_found(script_id: str, name: str) -> NotFound:
+    what = f"id {script_id}" if script_id else f"name {name!r}"
+    return NotFound(
+        f"no script with {what}",
+        metadata={"id": script_id} if script_id else {"name": name},
+    )
 
 
 async def _find(
@@ -258,11 +361,7 @@ async def _find(
         query = query.with_for_update()
     row = await session.scalar(query)
     if row is None:
-        what = f"id {script_id}" if script_id else f"name {name!r}"
-        raise NotFound(
-            f"no script with {what}",
-            metadata={"id": script_id} if script_id else {"name": name},
-        )
+        raise _not_found(script_id, name)
     return row
 
 
@@ -286,12 +385,24 @@ async def get_script(
     limit = _check_recent_limit(recent_limit)
     if ctx.mirror is not None:
         await ctx.mirror.refresh(script_id=script_id, name=name)
+    root = str(mirror_root(ctx.settings.data_dir))
     async with ctx.database.transaction() as session:
-        row = await _find(session, script_id=script_id, name=name)
+        row = (
+            await session.execute(
+                _script_statement(by_id=bool(script_id)), {"key": script_id or name}
+            )
+        ).first()
+        if row is None:
+            raise _not_found(script_id, name)
+        # One round trip when there is nothing else to fetch, the usual case.
         return ScriptDetail(
-            view=await _view(ctx, session, row),
-            assignments=await assignments_domain.list_for_script(session, row.id),
-            recent_executions=await history.recent_for_script(session, row.id, limit),
+            view=_view_of(row, root, row.content),
+            assignments=(
+                await assignments_domain.list_for_script(session, row.id) if row.assigned else []
+            ),
+            recent_executions=(
+                await history.recent_for_script(session, row.id, limit) if row.executed else []
+            ),
         )
 
 
@@ -307,27 +418,30 @@ async def list_scripts(
     fingerprint = {"q": query_text, "c": category, "t": filters.templates_only}
     last = decode_page_token(page_token, fingerprint)
 
-    S = models.Script
-    query = select(S)
+    params: dict[str, Any] = {"limit": size + 1}
     if query_text:
-        query = query.where(
-            contains_text([S.name, S.description], query_text, sqlite=ctx.database.is_sqlite)
-        )
+        params["pattern"] = contains_pattern(query_text)
     if category:
-        query = query.where(S.category == category)
-    if filters.templates_only:
-        query = query.where(S.is_template.is_(True))
+        params["category"] = category
     if last is not None:
         if len(last) != 1 or not isinstance(last[0], str):
             raise InvalidArgument("page_token", "is not a token this server issued")
-        query = query.where(S.name > last[0])
+        params["after"] = last[0]
+    statement = _page_statement(
+        query=bool(query_text),
+        category=bool(category),
+        templates_only=filters.templates_only,
+        after=last is not None,
+        sqlite=ctx.database.is_sqlite,
+    )
+    root = str(mirror_root(ctx.settings.data_dir))
     async with ctx.database.transaction() as session:
-        rows = list(await session.scalars(query.order_by(S.name).limit(size + 1)))
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = encode_page_token([rows[-1].name], fingerprint)
-        return ScriptPage(await _views(ctx, session, rows), token)
+        rows = (await session.execute(statement, params)).all()
+    token = ""
+    if len(rows) > size:
+        rows = rows[:size]
+        token = encode_page_token([rows[-1].name], fingerprint)
+    return ScriptPage([_view_of(row, root) for row in rows], token)
 
 
 async def list_script_versions(

@@ -8,8 +8,9 @@ SQLite's LIKE is already case-insensitive (for ASCII, which is all SQLite folds)
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_
-from sqlalchemy.orm import InstrumentedAttribute
+from typing import Any
+
+from sqlalchemy import BindParameter, ColumnElement, or_
 
 ESCAPE = "\\"
 
@@ -19,11 +20,18 @@ def escape_like(text: str) -> str:
     return text.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
 
 
+def contains_pattern(text: str) -> str:
+    """The LIKE pattern that ``contains_text`` matches ``text`` with."""
+    return f"%{escape_like(text)}%"
+
+
 def contains_text(
-    columns: list[InstrumentedAttribute[str]], text: str, *, sqlite: bool
+    columns: list[Any], text: str | BindParameter[str], *, sqlite: bool
 ) -> ColumnElement[bool]:
-    """A condition true when any of ``columns`` contains ``text``, ignoring case."""
-    pattern = f"%{escape_like(text)}%"
+    """A condition true when any of ``columns`` contains ``text``, ignoring case.
+    ``text`` may instead be a bound parameter to be given ``contains_pattern(text)``
+    at execution, for a statement built once and run with any text."""
+    pattern = contains_pattern(text) if isinstance(text, str) else text
     if sqlite:
         return or_(*(column.like(pattern, escape=ESCAPE) for column in columns))
     return or_(*(column.ilike(pattern, escape=ESCAPE) for column in columns))

@@ -320,3 +320,26 @@ async def test_a_taken_port_fails_loudly(tmp_path: Path, which: str) -> None:
     assert status != 0
     output = "\n".join(library.log_lines())
     assert taken in output, f"the error should name the address:\n{output[-2000:]}"
+
+
+def test_an_unusable_secret_key_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOOKSHELF_DATA_DIR": str(tmp_path / "data"),
+        "HOOKSHELF_LIBRARY_LISTEN": "127.0.0.1:0",
+        "HOOKSHELF_SECRET_KEY": "not-a-fernet-key",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "library_service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    last = json.loads(done.stderr.strip().splitlines()[-1])
+    assert last["event"] == "library.secret_key_unusable"
+    assert "HOOKSHELF_SECRET_KEY" in last["error"]
+    assert "not-a-fernet-key" not in done.stderr  # the key itself is never echoed

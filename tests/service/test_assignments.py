@@ -187,12 +187,17 @@ async def test_a_required_parameter_needs_a_value(library) -> None:
         content="#!/bin/sh\necho ${TARGET}\n",
         parameters=[library_pb2.Parameter(name="TARGET", required=True)],
     )
-    await expect_invalid(
+    # A well-formed request the script's declared parameters refuse: FAILED_PRECONDITION
+    # (issue 5: "missing required values -> FAILED_PRECONDITION at assignment").
+    found = await rejected(
         library.stub.AssignScript(
             library_pb2.AssignScriptRequest(assignment=_assignment(script.id)), timeout=DEADLINE
-        ),
-        "assignment.parameter_values[TARGET]",
+        )
     )
+    assert found.code == grpc.StatusCode.FAILED_PRECONDITION, found
+    assert found.reason == "PARAMETER_VALUE_REQUIRED"
+    assert found.metadata["parameters"] == "TARGET"
+    assert "TARGET" in found.message
     made = await _assign(library, script.id, parameter_values={"TARGET": "db"})
     assert dict(made.parameter_values) == {"TARGET": "db"}
 

@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from library_service.domain import plans
+from library_service.domain.assignments import ParameterValueRequired
 from library_service.store import models
 from shared.stubs import library_pb2 as pb
 
@@ -157,4 +158,8 @@ def test_parameter_values_overlay_defaults_and_name_the_secrets() -> None:
     assert values == {"HOST": "localhost", "PORT": "6543", "PASSWORD": "hunter2", "EXTRA": "1"}
     # TOKEN has no value, so there is nothing of it to redact.
     assert plans.secret_parameter_names(script, values) == ["PASSWORD"]
-    assert plans.plan_step(script, row).secret_parameter_names == ["PASSWORD"]
+    # A required parameter without a value makes the plan FAILED_PRECONDITION (issue 5).
+    with pytest.raises(ParameterValueRequired, match="TOKEN"):
+        plans.plan_step(script, row)
+    row.parameter_values = {**row.parameter_values, "TOKEN": "t0ken"}
+    assert plans.plan_step(script, row).secret_parameter_names == ["PASSWORD", "TOKEN"]

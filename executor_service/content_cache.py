@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from shared.errors import HookshelfError, NotFound, Unavailable
 
 log = structlog.get_logger("hookshelf.executor.cache")
 
+_temp_names = itertools.count()  # unique temp files, whichever thread writes
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 
 # Fetches the bytes of a digest from the library (raises NotFound / Unavailable).
@@ -91,7 +93,9 @@ class ContentCache:
                 raise ContentUnavailable(
                     f"the library sent content for {digest} that does not match it"
                 )
-            self._write(path, content)
+            # In a thread: the fsync does not hold up the event loop, and concurrent fills
+            # (resolve_plans) share the file system's commits.
+            await asyncio.to_thread(self._write, path, content)
             return content
 
     def _read_verified(self, path: Path, digest: str) -> bytes | None:
@@ -108,7 +112,7 @@ class ContentCache:
     def _write(self, path: Path, content: bytes) -> None:
         """Atomically (temp file, fsync, rename): a crash never leaves half a script."""
         self.root.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as file:
             file.write(content)

@@ -20,6 +20,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ MAX_LEASE_SECONDS = 86_400
 DEFAULT_LEASE_SECONDS = 600
 MAX_ID_LENGTH = 255
 MAX_PATH_LENGTH = 4096
+CONTENT_FETCH_CONCURRENCY = 16
 # What a client may report; ABORTED and SKIPPED are the executor's own outcomes.
 END_OUTCOMES = (
     library_pb2.BACKUP_OUTCOME_SUCCESS,
@@ -241,12 +243,29 @@ class BackupRuns:
         """Both chains from the library, their content cached and verified."""
         pre = await self.library.resolve_plan(repository_id, library_pb2.HOOK_TYPE_PRE_BACKUP)
         post = await self.library.resolve_plan(repository_id, library_pb2.HOOK_TYPE_POST_BACKUP)
-        for digest in sorted({step.digest for step in (*pre, *post)}):
-            try:
-                await self.cache.ensure(digest)
-            except ContentUnavailable as error:
-                # The step will fail when its turn comes (an event, not an RPC error).
-                log.warning("content.unavailable", digest=digest, error=error.message)
+        fetching = asyncio.Semaphore(CONTENT_FETCH_CONCURRENCY)
+
+        async def ensure(digest: str) -> None:
+            async with fetching:
+                try:
+                    await self.cache.ensure(digest)
+                except ContentUnavailable as error:
+                    # The step will fail when its turn comes (an event, not an RPC error).
+                    log.warning("content.unavailable", digest=digest, error=error.message)
+
+        # Concurrently: a new chain of many scripts costs a few round trips to the library
+        # (and its cache writes share fsyncs), not one after the other.
+        tasks = [
+            asyncio.ensure_future(ensure(digest))
+            for digest in sorted({step.digest for step in (*pre, *post)})
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # the library is away (Unavailable), or we are cancelled
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return Plans(pre=pre, post=post)
 
     async def _drive_begin(

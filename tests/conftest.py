@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import grpc
 import pytest
 
 from library_service.app import LibraryApp, start_library
+from library_service.context import LibraryContext
+from shared.maintenance.store import open_database
 from shared.settings import Settings
 from shared.stubs import library_pb2_grpc
 from tests.service.test_executor_support import ExecutorHandle, open_executor
@@ -97,15 +100,22 @@ class LibraryHandle:
         return self.app.context.settings.data_dir
 
 
-@pytest.fixture
-async def library(library_settings: Settings) -> AsyncIterator[LibraryHandle]:
-    app = await start_library(library_settings)
+@asynccontextmanager
+async def open_library(settings: Settings) -> AsyncIterator[LibraryHandle]:
+    """A real library server with these settings, stopped on exit."""
+    app = await start_library(settings)
     channel = grpc.aio.insecure_channel(app.address)
     try:
         yield LibraryHandle(app, channel, library_pb2_grpc.ScriptLibraryServiceStub(channel))
     finally:
         await channel.close()
         await app.stop(0)
+
+
+@pytest.fixture
+async def library(library_settings: Settings) -> AsyncIterator[LibraryHandle]:
+    async with open_library(library_settings) as handle:
+        yield handle
 
 
 @pytest.fixture
@@ -126,3 +136,14 @@ async def executor(
     finally:
         await handle.channel.close()
         await handle.app.stop(0)
+
+
+@pytest.fixture
+async def ctx(database_url: str, tmp_path: Path) -> AsyncIterator[LibraryContext]:
+    """The library's domain context on a migrated database, without a server: for
+    maintenance scripts and other domain code driven directly."""
+    db = await open_database(database_url)
+    try:
+        yield LibraryContext(settings=Settings(data_dir=tmp_path / "data"), database=db)
+    finally:
+        await db.close()

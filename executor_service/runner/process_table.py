@@ -145,7 +145,7 @@ def reap(pid: int) -> bool:
     """Collect the exit status of a zombie child of ours. True if it was reaped.
 
     Only ever called with a specific pid known to belong to a step and never with the
-    step's own leader, which asyncio's child watcher waits for: ``waitpid(-1)`` would steal
+    step's own leader, whose watch (leader.py) waits for it: ``waitpid(-1)`` would steal
     statuses from it.
     """
     try:

@@ -19,7 +19,7 @@ Known limit: a process that clears its environment (``env -i``), leaves the sess
 its parent all within one scan interval is not found, so not killed. Zombies: the runner
 reaps, by pid, what it attributes, and zombie children nobody claims for a while (see
 ``ProcessTracker._reap_strays``); never ``waitpid(-1)``, which would steal the leader's status
-from asyncio's child watcher.
+from the leader's watch (leader.py) or asyncio's child watcher.
 
 One scan serves every running step: each step's poller asks the shared tracker to
 ``refresh``, which rescans only if the last scan is older than the interval.
@@ -205,8 +205,8 @@ class ProcessTracker:
         scan could see them alive (e.g. ``setsid -f true``), which would otherwise stay
         zombies for the life of the executor and, one per hook run, exhaust the pids.
 
-        Careful not to steal the status of a child someone waits for (asyncio's watcher
-        waits for step leaders and any other subprocess of this process): only a zombie
+        Careful not to steal the status of a child someone waits for (leader.py waits for
+        step leaders, asyncio's watcher for any other subprocess of this process): only a zombie
         that is no tracked leader, was born after the first step started, and is still a
         zombie ``STRAY_ZOMBIE_AGE`` after first seen (a child asyncio or anyone else waits
         for is collected at once; a caller that leaves children unwaited for longer must not

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from library_service.api.assignments import assignment_to_proto
 from library_service.api.history import execution_to_proto, timestamp_of
 from library_service.context import LibraryContext
 from library_service.domain import scripts
-from library_service.domain.parameters import ParameterSpec
+from library_service.domain.parameters import ParameterSpec, secret_names
 from library_service.store import models
 from shared.stubs import library_pb2
 
@@ -26,19 +23,6 @@ def parameter_to_proto(stored: dict) -> library_pb2.Parameter:  # type: ignore[t
         required=not stored.get("has_default"),
         description=stored.get("description", ""),
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    """``timestamp_of`` by arithmetic: a page of scripts has three per row, and
-    ``Timestamp.FromDatetime`` costs more than the rest of the row. Naive means UTC."""
-    if moment is None:
-        return None
-    since = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def script_to_proto(view: scripts.ScriptView) -> library_pb2.Script:
@@ -58,10 +42,10 @@ def script_to_proto(view: scripts.ScriptView) -> library_pb2.Script:
         template_version=row.template_version,
         parameters=[parameter_to_proto(p) for p in row.parameters or []],
         etag=row.etag,
-        create_time=_timestamp(row.created_at),
-        update_time=_timestamp(row.updated_at),
+        create_time=timestamp_of(row.created_at),
+        update_time=timestamp_of(row.updated_at),
         usage_count=view.usage_count,
-        last_used_time=_timestamp(view.last_used_at),
+        last_used_time=timestamp_of(view.last_used_at),
         file_path=view.file_path,
         version_count=view.version_count,
     )
@@ -130,9 +114,10 @@ class ScriptRpcs:
             recent_limit=request.recent_executions_limit,
         )
         name = detail.view.script.name
+        hidden = frozenset(secret_names(detail.view.script.parameters or []))
         return library_pb2.GetScriptResponse(
             script=script_to_proto(detail.view),
-            assignments=[assignment_to_proto(a, name) for a in detail.assignments],
+            assignments=[assignment_to_proto(a, name, hidden) for a in detail.assignments],
             recent_executions=[execution_to_proto(e) for e in detail.recent_executions],
         )
 
@@ -178,7 +163,8 @@ class ScriptRpcs:
         )
         return library_pb2.DeleteScriptResponse(
             removed_assignments=[
-                assignment_to_proto(a, deleted.name) for a in deleted.removed_assignments
+                assignment_to_proto(a, deleted.name, deleted.secret_names)
+                for a in deleted.removed_assignments
             ]
         )
 

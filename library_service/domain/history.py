@@ -28,7 +28,7 @@ from shared.stubs import library_pb2
 MAX_RECORDS_PER_CALL = 1000
 _CHUNK = 500  # rows per INSERT: 500 x 27 columns stays under every bound-parameter limit
 # Test runs (TestScript) are history but not use: they do not count towards usage.
-_NOT_USAGE = library_pb2.EXECUTION_TRIGGER_TEST
+NOT_USAGE = library_pb2.EXECUTION_TRIGGER_TEST
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -65,7 +65,7 @@ async def usage_for_scripts(
     E = models.Execution
     rows = await session.execute(
         select(E.script_id, func.count(), func.max(E.start_time))
-        .where(E.script_id.in_(set(script_ids)), E.trigger != _NOT_USAGE)
+        .where(E.script_id.in_(set(script_ids)), E.trigger != NOT_USAGE)
         .group_by(E.script_id)
     )
     for script_id, count, last in rows:

@@ -37,7 +37,9 @@ def encode_page_token(last_key: list[Any], filters: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def decode_page_token(token: str, filters: dict[str, Any], field: str = "page_token") -> list[Any] | None:
+def decode_page_token(
+    token: str, filters: dict[str, Any], field: str = "page_token"
+) -> list[Any] | None:
     """The last key of the previous page, or None for the first page."""
     if not token:
         return None

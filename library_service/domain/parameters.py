@@ -150,6 +150,13 @@ def check_specs(field: str, specs: Sequence[ParameterSpec]) -> list[ParameterSpe
         )
         problems.check(check_text, f"{path}.description", spec.description, MAX_DESCRIPTION_LENGTH)
         problems.check(check_text, f"{path}.default_value", spec.default_value, MAX_DEFAULT_LENGTH)
+        if spec.type == SECRET and spec.has_default and spec.default_value:
+            # Declarations are stored and returned in the clear: a secret's value belongs
+            # on the assignment, where it is encrypted and masked.
+            problems.add(
+                f"{path}.default_value",
+                "a SECRET parameter cannot declare a default; give its value on the assignment",
+            )
         checked.append(
             ParameterSpec(
                 name=name,

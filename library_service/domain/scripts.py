@@ -168,6 +168,8 @@ class ScriptFilter:
 class DeletedScript:
     name: str
     removed_assignments: list[models.Assignment] = field(default_factory=list)
+    # The script's SECRET parameters, whose values the removed assignments must mask.
+    secret_names: frozenset[str] = frozenset()
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -249,7 +251,7 @@ _A = models.Assignment.__table__
 def _derived(script_id: ColumnElement[str]) -> list[Label[Any]]:
     """version_count, usage_count and last_used_at of the script ``script_id`` names,
     counted as history.usage_for_scripts counts them (test runs are not use)."""
-    used = and_(_E.c.script_id == script_id, _E.c.trigger != history._NOT_USAGE)
+    used = and_(_E.c.script_id == script_id, _E.c.trigger != history.NOT_USAGE)
     return [
         select(func.count())
         .select_from(_V)
@@ -554,6 +556,9 @@ async def update_script(
             row = await _find(session, script_id=script_id, lock=True)
             etags.check_etag(etag, row, "script")
             changed = await _apply(session, row, values, mask, author, now)
+            if changed and "parameters" in mask:
+                # A parameter that became SECRET must not leave its values in the clear.
+                await assignments_domain.seal_secret_values(session, row, ctx.cipher)
             if changed:
                 etags.touch(row, now)
             view = await _view(ctx, session, row)
@@ -665,7 +670,7 @@ async def delete_script(
         await session.execute(delete(A).where(A.script_id == row.id))
         # Versions go by ON DELETE CASCADE; contents and executions have no link to go by.
         await session.execute(delete(S).where(S.id == row.id))
-        name = row.name
+        name, hidden = row.name, frozenset(parameters.secret_names(row.parameters or []))
     if ctx.mirror is not None:
         await ctx.mirror.publish(script_id)
-    return DeletedScript(name=name, removed_assignments=list(assigned))
+    return DeletedScript(name=name, removed_assignments=list(assigned), secret_names=hidden)

@@ -85,7 +85,10 @@ class ImportInlineScripts(BaseScript):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--from", dest="source", type=Path, default=None,
+            "--from",
+            dest="source",
+            type=Path,
+            default=None,
             help="the JSON export of the repositories' inline scripts",
         )
 
@@ -146,8 +149,11 @@ class ImportInlineScripts(BaseScript):
         view = await scripts.create_script(
             ctx,
             scripts.ScriptFields(
-                name=name, description=_description(uses), category=CATEGORY,
-                content=content, parameters=declared,
+                name=name,
+                description=_description(uses),
+                category=CATEGORY,
+                content=content,
+                parameters=declared,
             ),
             author=AUTHOR,
         )
@@ -162,8 +168,11 @@ class ImportInlineScripts(BaseScript):
         if hook.on_error is not None:
             overrides["on_error"] = hook.on_error
         message = library_pb2.Assignment(
-            repository_id=hook.repository_id, script_id=script_id, hook_type=hook.hook_type,
-            enabled=True, **overrides,
+            repository_id=hook.repository_id,
+            script_id=script_id,
+            hook_type=hook.hook_type,
+            enabled=True,
+            **overrides,
         )
         A = models.Assignment
         async with ctx.database.transaction() as session:
@@ -188,7 +197,9 @@ class ImportInlineScripts(BaseScript):
         async with db.transaction() as session:
             for hook in hooks:
                 found = await session.scalar(
-                    select(A.id).join(S, S.id == A.script_id).where(
+                    select(A.id)
+                    .join(S, S.id == A.script_id)
+                    .where(
                         A.repository_id == hook.repository_id,
                         A.hook_type == hook.hook_type,
                         S.name == script_name_for(hook.digest),
@@ -219,17 +230,22 @@ class ImportInlineScripts(BaseScript):
         async with ctx.database.transaction() as session:
             for script_id in created.get("created_script_ids", []):
                 others = [
-                    a for a in await assignments.list_for_script(session, script_id)
+                    a
+                    for a in await assignments.list_for_script(session, script_id)
                     if a.id not in ours
                 ]
-                uses += [f"script {script_id} assigned to repository {a.repository_id}"
-                         for a in others]
-                uses += [f"script {script_id} in window {w.name!r}"
-                         for w in await windows.referencing_script(session, script_id)]
+                uses += [
+                    f"script {script_id} assigned to repository {a.repository_id}" for a in others
+                ]
+                uses += [
+                    f"script {script_id} in window {w.name!r}"
+                    for w in await windows.referencing_script(session, script_id)
+                ]
         if uses:
             raise RuntimeError(
                 "cannot roll back without removing what the import did not create: "
-                + "; ".join(uses) + " (unassign those first)"
+                + "; ".join(uses)
+                + " (unassign those first)"
             )
 
     async def _remove(self, ctx: LibraryContext, created: dict) -> None:  # type: ignore[type-arg]

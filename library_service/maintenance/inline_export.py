@@ -126,14 +126,14 @@ def read_export(path: Path) -> list[InlineHook]:
     if not isinstance(document, list):
         raise ExportError(f"{path}: the document must be a list of repositories")
     problems: list[str] = []
-    hooks = [hook for index, entry in enumerate(document) for hook in _hooks_of(entry, index, problems)]
+    hooks = [
+        hook for index, entry in enumerate(document) for hook in _hooks_of(entry, index, problems)
+    ]
     seen: set[tuple[str, int]] = set()
     for hook in hooks:
         key = (hook.repository_id, hook.hook_type)
         if key in seen:
-            problems.append(
-                f"[{hook.entry}]: repository {hook.repository_id!r} appears twice"
-            )
+            problems.append(f"[{hook.entry}]: repository {hook.repository_id!r} appears twice")
         seen.add(key)
     if problems:
         raise ExportError(f"{path}: " + "; ".join(problems))

@@ -53,9 +53,7 @@ class InstallTemplates(BaseScript):
         self.details = report.summary()
 
     async def verify(self, db: Database) -> bool:
-        problems = await installed.problems(
-            self._context(db), catalog.load_catalog(self.directory)
-        )
+        problems = await installed.problems(self._context(db), catalog.load_catalog(self.directory))
         if problems:
             raise VerifyFailed("; ".join(problems))
         return True

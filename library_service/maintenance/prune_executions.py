@@ -51,17 +51,26 @@ class PruneExecutions(BaseScript):
         self.options.dry_run = dry_run
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--older-than-days", type=_non_negative, default=None,
-                            help="remove executions that started more than DAYS ago")
-        parser.add_argument("--keep-last", type=_non_negative, default=None,
-                            help="always keep the newest N executions of each script")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="only say what would be removed")
+        parser.add_argument(
+            "--older-than-days",
+            type=_non_negative,
+            default=None,
+            help="remove executions that started more than DAYS ago",
+        )
+        parser.add_argument(
+            "--keep-last",
+            type=_non_negative,
+            default=None,
+            help="always keep the newest N executions of each script",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
         parser.add_argument("--batch-size", type=int, default=1000, help=argparse.SUPPRESS)
 
     def check_options(self, command: str) -> str | None:
-        if command == "run" and self.options.older_than_days is None and (
-            self.options.keep_last is None
+        if (
+            command == "run"
+            and self.options.older_than_days is None
+            and (self.options.keep_last is None)
         ):
             return "give --older-than-days DAYS and/or --keep-last N"
         return None

@@ -55,9 +55,11 @@ async def delete_batch(db: Database, policy: Policy, batch_size: int) -> int:
     """Delete up to batch_size doomed executions in one short transaction; how many."""
     E = models.Execution
     async with db.transaction() as session:
-        ids = list(await session.scalars(
-            select(doomed(policy).subquery().c.execution_id).limit(batch_size)
-        ))
+        ids = list(
+            await session.scalars(
+                select(doomed(policy).subquery().c.execution_id).limit(batch_size)
+            )
+        )
         if ids:
             await session.execute(delete(E).where(E.execution_id.in_(ids)))
         return len(ids)

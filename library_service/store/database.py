@@ -22,7 +22,7 @@ def is_sqlite(url: str) -> bool:
 # call that finds the pool empty opens an overflow connection, which is closed again when
 # it comes back to a full pool, so a pool smaller than the usual concurrency opens and
 # closes connections on every call (a thread and four PRAGMAs for aiosqlite; a login,
-# settings and type introspection for asyncpg). 16 clients at once cost 5x throughput.
+# settings and type introspection for asyncpg).
 POOL_SIZE = 20
 MAX_OVERFLOW = 20
 

@@ -50,7 +50,7 @@ MAX_TIMEOUT_SECONDS = 86_400
 
 _KEY = re.compile(r"^# ([a-z_]+): *(.*)$")
 _PARAMETER = re.compile(
-    r'^#   (?P<name>[A-Z_][A-Z0-9_]*)'
+    r"^#   (?P<name>[A-Z_][A-Z0-9_]*)"
     r'(?:=(?:"(?P<quoted>[^"]*)"|(?P<plain>\S*)))?'
     r"(?P<secret>\s+\[secret\])?"
     r"(?:\s+(?P<description>\S.*))?$"

@@ -44,8 +44,7 @@ def parameter_specs(spec: TemplateSpec) -> list[ParameterSpec]:
     """The header's declarations: type and description. Defaults come from the content
     (``${NAME:-default}``), which the catalog test holds equal to the header's."""
     return [
-        ParameterSpec(name=p.name, type=p.type, description=p.description)
-        for p in spec.parameters
+        ParameterSpec(name=p.name, type=p.type, description=p.description) for p in spec.parameters
     ]
 
 
@@ -120,8 +119,10 @@ async def problems(ctx: LibraryContext, catalog: Sequence[TemplateSpec]) -> list
                 "taken by another script?)"
             )
         elif row.template_version < spec.template_version:
-            found.append(f"{spec.name} is at version {row.template_version}, "
-                         f"the package ships {spec.template_version}")
+            found.append(
+                f"{spec.name} is at version {row.template_version}, "
+                f"the package ships {spec.template_version}"
+            )
         elif row.template_version == spec.template_version and not _matches(row, spec):
             found.append(f"{spec.name} differs from the shipped version {spec.template_version}")
     return found

@@ -52,9 +52,7 @@ def _check_request(
     return names[0], names[1]
 
 
-def _check_values(
-    template: models.Script, values: Mapping[str, str]
-) -> dict[str, ParameterSpec]:
+def _check_values(template: models.Script, values: Mapping[str, str]) -> dict[str, ParameterSpec]:
     """The declarations of the copy: the template's, with the given values as defaults."""
     declared = {p["name"]: p for p in template.parameters or []}
     problems = Violations()
@@ -102,9 +100,7 @@ async def instantiate(
     request_id: str = "",
 ) -> scripts.ScriptView:
     """Create the copy (see the module's decisions). Bad input changes nothing."""
-    template_name, script_name = _check_request(
-        template_name, script_name, description, request_id
-    )
+    template_name, script_name = _check_request(template_name, script_name, description, request_id)
     S = models.Script
     async with ctx.database.transaction() as session:
         template = await session.scalar(

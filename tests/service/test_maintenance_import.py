@@ -5,7 +5,6 @@ exactly what the run created, and refuses when that would remove more."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,6 @@ from library_service.maintenance.import_inline_scripts import ImportInlineScript
 from library_service.store import models
 from library_service.store.database import Database
 from shared.maintenance import runner
-from shared.maintenance.store import open_database
-from shared.settings import Settings
 from shared.stubs import library_pb2
 
 PRE, POST = library_pb2.HOOK_TYPE_PRE_BACKUP, library_pb2.HOOK_TYPE_POST_BACKUP
@@ -36,15 +33,6 @@ EXPORT = [
 
 def quiet(_line: str) -> None:
     pass
-
-
-@pytest.fixture
-async def ctx(database_url: str, tmp_path: Path) -> AsyncIterator[LibraryContext]:
-    db = await open_database(database_url)
-    try:
-        yield LibraryContext(settings=Settings(data_dir=tmp_path / "data"), database=db)
-    finally:
-        await db.close()
 
 
 def export(tmp_path: Path, document: object = EXPORT) -> Path:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import stat
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -17,12 +15,10 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import text
 
 from library_service.app import start_library
-from library_service.domain import assignments
 from library_service.domain.secrets import MASK, SecretKeyError
-from library_service.store import models
 from shared.settings import Settings
-from shared.stubs import library_pb2, library_pb2_grpc
-from tests.conftest import LibraryHandle
+from shared.stubs import library_pb2
+from tests.conftest import open_library
 from tests.service.test_assignments_support import (
     DEADLINE,
     PRE,
@@ -34,18 +30,6 @@ from tests.service.test_assignments_support import (
 SECRET = "s3cr3t/p@ss word+x=y"
 SECRET_TYPE = library_pb2.PARAMETER_TYPE_SECRET
 CONTENT = '#!/bin/sh\nmysqldump -h "${HOST:-localhost}" -p"${PASSWORD}"\n'
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[LibraryHandle]:
-    """A library of our own, for tests that restart it or change its key."""
-    app = await start_library(settings)
-    channel = grpc.aio.insecure_channel(app.address)
-    try:
-        yield LibraryHandle(app, channel, library_pb2_grpc.ScriptLibraryServiceStub(channel))
-    finally:
-        await channel.close()
-        await app.stop(0)
 
 
 async def _secret_script(library, content: str = CONTENT, **fields):
@@ -142,6 +126,65 @@ async def test_a_secret_is_encrypted_in_the_row_and_masked_in_every_response(lib
     assert dict(updated.assignment.parameter_values)["PASSWORD"] == MASK
     for message in (made, listed, detail, updated):
         assert all(form not in message.SerializeToString() for form in _forms(SECRET))
+
+
+async def test_a_secret_parameter_cannot_declare_a_default(library) -> None:
+    request = library_pb2.CreateScriptRequest(
+        script=library_pb2.Script(
+            name="secret-default",
+            content=CONTENT,
+            parameters=[
+                library_pb2.Parameter(
+                    name="PASSWORD", type=SECRET_TYPE, default_value=SECRET, has_default=True
+                )
+            ],
+        )
+    )
+    await expect_invalid(
+        library.stub.CreateScript(request, timeout=DEADLINE), "script.parameters[0].default_value"
+    )
+    listed = await library.stub.ListScripts(
+        library_pb2.ListScriptsRequest(query="secret-default"), timeout=DEADLINE
+    )
+    assert list(listed.scripts) == []
+
+
+async def test_a_parameter_made_secret_later_is_sealed_and_masked(library) -> None:
+    script = await make_script(library, content=CONTENT)  # PASSWORD is plain text here
+    made = await _assign(library, script.id, {"PASSWORD": SECRET})
+    assert made.parameter_values["PASSWORD"] == SECRET
+    current = await library.stub.GetScript(
+        library_pb2.GetScriptRequest(id=script.id), timeout=DEADLINE
+    )
+
+    await library.stub.UpdateScript(
+        library_pb2.UpdateScriptRequest(
+            script=library_pb2.Script(
+                id=script.id,
+                etag=current.script.etag,
+                parameters=[library_pb2.Parameter(name="PASSWORD", type=SECRET_TYPE)],
+            ),
+            update_mask=FieldMask(paths=["parameters"]),
+        ),
+        timeout=DEADLINE,
+    )
+
+    assert SECRET not in await _stored_values(library, made.id)
+    shown = await library.stub.GetScript(
+        library_pb2.GetScriptRequest(id=script.id), timeout=DEADLINE
+    )
+    assert [dict(a.parameter_values) for a in shown.assignments] == [{"PASSWORD": MASK}]
+    listed = await library.stub.ListAssignments(
+        library_pb2.ListAssignmentsRequest(repository_id="repo-1"), timeout=DEADLINE
+    )
+    assert listed.assignments[0].parameter_values["PASSWORD"] == MASK
+    (step,) = (await _plan(library)).steps
+    assert step.parameter_values["PASSWORD"] == SECRET
+    assert list(step.secret_parameter_names) == ["PASSWORD"]
+    deleted = await library.stub.DeleteScript(
+        library_pb2.DeleteScriptRequest(id=script.id, force=True), timeout=DEADLINE
+    )
+    assert [dict(a.parameter_values) for a in deleted.removed_assignments] == [{"PASSWORD": MASK}]
 
 
 async def test_the_plan_carries_the_secret_decrypted_and_named(library) -> None:
@@ -284,14 +327,14 @@ async def test_every_step_missing_a_value_is_named_at_once(library) -> None:
 
 
 async def test_the_key_file_is_0600_and_reused_across_restarts(library_settings: Settings) -> None:
-    async with running(library_settings) as library:
+    async with open_library(library_settings) as library:
         script = await _secret_script(library)
         await _assign(library, script.id, {"PASSWORD": SECRET})
     path = library_settings.data_dir / "secret.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     key = path.read_bytes()
 
-    async with running(library_settings) as library:
+    async with open_library(library_settings) as library:
         (step,) = (await _plan(library)).steps
         assert step.parameter_values["PASSWORD"] == SECRET
     assert path.read_bytes() == key
@@ -301,12 +344,12 @@ async def test_a_wrong_key_fails_the_plan_clearly_and_a_rotated_one_reads(
     library_settings: Settings,
 ) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    async with running(library_settings.model_copy(update={"secret_key": old})) as library:
+    async with open_library(library_settings.model_copy(update={"secret_key": old})) as library:
         script = await _secret_script(library)
         made = await _assign(library, script.id, {"PASSWORD": SECRET})
 
     wrong = library_settings.model_copy(update={"secret_key": new})
-    async with running(wrong) as library:
+    async with open_library(wrong) as library:
         found = await rejected(_plan(library))
         assert found.code == grpc.StatusCode.FAILED_PRECONDITION  # not INTERNAL
         assert found.reason == "SECRET_UNDECRYPTABLE"
@@ -319,12 +362,12 @@ async def test_a_wrong_key_fails_the_plan_clearly_and_a_rotated_one_reads(
         assert listed.assignments[0].parameter_values["PASSWORD"] == MASK
 
     rotated = library_settings.model_copy(update={"secret_key": f"{new},{old}"})
-    async with running(rotated) as library:
+    async with open_library(rotated) as library:
         (step,) = (await _plan(library)).steps
         assert step.parameter_values["PASSWORD"] == SECRET
 
     # Giving the value again under the new key repairs the assignment.
-    async with running(wrong) as library:
+    async with open_library(wrong) as library:
         await _update_values(library, made.id, {"PASSWORD": "again-s3cret"})
         (step,) = (await _plan(library)).steps
         assert step.parameter_values["PASSWORD"] == "again-s3cret"
@@ -335,35 +378,3 @@ async def test_an_unusable_key_stops_the_library_from_starting(
 ) -> None:
     with pytest.raises(SecretKeyError):
         await start_library(library_settings.model_copy(update={"secret_key": "not-a-key"}))
-
-
-async def test_a_parameter_that_becomes_secret_is_masked_and_can_be_sealed(library) -> None:
-    """UpdateScript turning a TEXT parameter SECRET: its existing values are masked at
-    once, and ``seal_secret_values`` (for UpdateScript to call) encrypts them at rest."""
-    script = await make_script(library, content="#!/bin/sh\necho ${TOKEN}\n")
-    made = await _assign(library, script.id, {"TOKEN": SECRET})
-    assert made.parameter_values["TOKEN"] == SECRET  # TEXT: shown as stored
-    await library.stub.UpdateScript(
-        library_pb2.UpdateScriptRequest(
-            script=library_pb2.Script(
-                id=script.id, parameters=[library_pb2.Parameter(name="TOKEN", type=SECRET_TYPE)]
-            ),
-            update_mask=FieldMask(paths=["parameters"]),
-        ),
-        timeout=DEADLINE,
-    )
-    listed = await library.stub.ListAssignments(
-        library_pb2.ListAssignmentsRequest(repository_id="repo-1"), timeout=DEADLINE
-    )
-    assert listed.assignments[0].parameter_values["TOKEN"] == MASK
-    (step,) = (await _plan(library)).steps
-    assert list(step.secret_parameter_names) == ["TOKEN"]
-
-    context = library.app.context
-    async with context.database.transaction() as session:
-        row = await session.get(models.Script, script.id)
-        assert await assignments.seal_secret_values(session, row, context.cipher) == 1
-        assert await assignments.seal_secret_values(session, row, context.cipher) == 0
-    assert SECRET not in await _stored_values(library, made.id)
-    (step,) = (await _plan(library)).steps
-    assert step.parameter_values["TOKEN"] == SECRET

@@ -5,7 +5,6 @@ copies are never touched, and the library installs them at start-up."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,10 @@ from library_service.store.database import Database
 from library_service.templates import catalog
 from library_service.templates.instantiate import instantiate
 from shared.maintenance import run_script
-from shared.maintenance.store import open_database
 from shared.settings import Settings
 from shared.stubs import library_pb2
 
 SHIPPED = {t.name: t for t in catalog.shipped()}
-
-
-@pytest.fixture
-async def ctx(database_url: str, tmp_path: Path) -> AsyncIterator[LibraryContext]:
-    db = await open_database(database_url)
-    try:
-        yield LibraryContext(settings=Settings(data_dir=tmp_path / "data"), database=db)
-    finally:
-        await db.close()
 
 
 @pytest.fixture

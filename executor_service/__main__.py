@@ -7,12 +7,14 @@ import signal
 
 from executor_service.app import start_executor
 from shared.logging_setup import configure_logging
+from shared.metrics import start_metrics_server
 from shared.settings import load_settings
 
 
 async def _main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    start_metrics_server(settings.metrics_listen)
     app = await start_executor(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

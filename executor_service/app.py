@@ -34,12 +34,14 @@ from executor_service.subreaper import become_subreaper
 from executor_service.tasks import TaskKeeper
 from executor_service.windows import Windows
 from shared.grpc_server import RunningServer, start_server
+from shared.request_decoding import add_service
 from shared.settings import Settings
-from shared.stubs import executor_pb2, executor_pb2_grpc
+from shared.stubs import executor_pb2
 
 log = structlog.get_logger("hookshelf.executor")
 
-SERVICE_NAME = executor_pb2.DESCRIPTOR.services_by_name["HookExecutorService"].full_name
+SERVICE = executor_pb2.DESCRIPTOR.services_by_name["HookExecutorService"]
+SERVICE_NAME = SERVICE.full_name
 # After the grace, killed steps need their kill grace (SIGTERM → SIGKILL) and a moment to
 # be recorded before the server gives up on their streams.
 KILL_ALLOWANCE = 8.0
@@ -152,9 +154,7 @@ async def start_executor(
         _prepare_socket_dir(settings.executor_listen)
         running = await start_server(
             listen=settings.executor_listen,
-            register=lambda server: executor_pb2_grpc.add_HookExecutorServiceServicer_to_server(
-                servicer, server
-            ),
+            register=lambda server: add_service(server, servicer, SERVICE),
             service_names=[SERVICE_NAME],
             health_listen=settings.executor_health_listen,
             auth_token=settings.auth_token,

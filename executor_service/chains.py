@@ -37,6 +37,7 @@ from executor_service.events import EventStream
 from executor_service.journal import Journal, StepRow
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import OutputChunk
+from executor_service.runner.redaction import redact_text
 from executor_service.runner.step import StepSpec, run_step
 from executor_service.variables import system_variables
 from library_service.domain.plans import run_on_matches
@@ -92,8 +93,9 @@ class ChainStep:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(self.parameter_values[n] for n in self.secret_names
-                     if n in self.parameter_values)
+        return tuple(
+            self.parameter_values[n] for n in self.secret_names if n in self.parameter_values
+        )
 
     def planned(self) -> executor_pb2.PlannedStep:
         return executor_pb2.PlannedStep(
@@ -193,6 +195,9 @@ class ChainRunner:
             )
         )
         result = ChainResult(hook_type=ctx.hook_type)
+        # A hook may hand a secret on through $HOOKSHELF_OUTPUT: later steps get the real
+        # value, the variables returned to the client are redacted like output.
+        chain_secrets = tuple(secret for step in steps for secret in step.secrets)
         for step in steps:
             previous = done.get(step.index)
             if previous is not None:
@@ -214,7 +219,9 @@ class ChainRunner:
                     continue
                 status, outputs = await self._run_step(ctx, step, stream, control)
             ctx.variables.update(outputs)
-            result.outputs.update(outputs)
+            result.outputs.update(
+                {key: redact_text(value, chain_secrets) for key, value in outputs.items()}
+            )
             self._judge(ctx, step, status, result, control)
         self.on_chain_ended()
         return result
@@ -241,7 +248,10 @@ class ChainRunner:
 
     @staticmethod
     def _judge(
-        ctx: ChainContext, step: ChainStep, status: int, result: ChainResult,
+        ctx: ChainContext,
+        step: ChainStep,
+        status: int,
+        result: ChainResult,
         control: ChainControl,
     ) -> None:
         """Count the step and apply the failure policy."""
@@ -359,8 +369,9 @@ class ChainRunner:
                 environment=environment,
                 secrets=step.secrets,
             )
-            result = await run_step(spec, emit_output, work_root=self.work_root,
-                                    cancel=control.kill)
+            result = await run_step(
+                spec, emit_output, work_root=self.work_root, cancel=control.kill
+            )
             ended_at = self.clock.now()
             outputs = dict(result.output_variables)
             record = records.finished_record(
@@ -372,8 +383,10 @@ class ChainRunner:
                 stdout=result.stdout,
                 stderr=result.stderr,
                 error_message="; ".join(
-                    [*filter(None, [result.error_message]),
-                     *(f"warning: {w}" for w in result.warnings)]
+                    [
+                        *filter(None, [result.error_message]),
+                        *(f"warning: {w}" for w in result.warnings),
+                    ]
                 ),
             )
             stdout_bytes, stderr_bytes = result.stdout.total_bytes, result.stderr.total_bytes

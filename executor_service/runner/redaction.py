@@ -138,3 +138,13 @@ class Redactor:
         released_to = max(cursor, hold)
         pieces.append(data[cursor:released_to])
         return b"".join(pieces), data[released_to:]
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """One whole string with every form of every secret replaced: for values that reach
+    a client outside the output streams (the variables a summary returns)."""
+    redactor = Redactor(secrets)
+    if not redactor.active:
+        return text
+    redacted = redactor.feed(text.encode()) + redactor.flush()
+    return redacted.decode("utf-8", errors="replace")

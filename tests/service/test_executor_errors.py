@@ -153,3 +153,18 @@ async def test_over_the_concurrency_cap_is_resource_exhausted(
     finally:
         await handle.channel.close()
         await handle.app.stop(0)
+
+
+async def test_a_repository_id_that_is_not_utf8_is_invalid_argument_naming_it(executor) -> None:
+    """protobuf refuses such a request before the servicer runs; the client still gets
+    INVALID_ARGUMENT naming the field."""
+    begin = executor.channel.unary_stream(
+        "/hookshelf.executor.v1.HookExecutorService/BeginBackup",
+        request_serializer=lambda raw: raw,
+        response_deserializer=executor_pb2.BeginBackupResponse.FromString,
+    )
+    bad_repository = bytes([1 << 3 | 2, 4]) + b"r\xff\xfe1"  # field 1, invalid UTF-8
+    error = await _error(begin(bad_repository, timeout=10))
+    found = details_of(error)
+    assert found.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert found.field_violations == {"repository_id": "is not valid UTF-8"}

@@ -1,21 +1,16 @@
 """Helpers shared by the assignment, plan, history and window service tests (no tests).
 
-Scripts are made through CreateScript, the real path. Until that RPC exists
-(UNIMPLEMENTED) they are inserted as rows with the schema's own models instead, so these
-tests do not wait on the scripts work.
+Scripts are made through CreateScript, the real path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import grpc
 import pytest
 
-from library_service.store import models
 from shared.error_details import ErrorDetails, details_of
 from shared.stubs import library_pb2
 
@@ -53,60 +48,8 @@ async def make_script(
         ),
         author="tests",
     )
-    try:
-        response = await library.stub.CreateScript(request, timeout=DEADLINE)
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.UNIMPLEMENTED:
-            raise
-        return await _insert_script(library, request.script)
+    response = await library.stub.CreateScript(request, timeout=DEADLINE)
     return MadeScript(response.script.id, response.script.name, response.script.digest)
-
-
-async def _insert_script(library, script: library_pb2.Script) -> MadeScript:
-    data = script.content.encode()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    now = datetime.now(UTC)
-    script_id = str(uuid.uuid4())
-    async with library.app.context.database.transaction() as session:
-        if await session.get(models.ScriptContent, digest) is None:
-            session.add(
-                models.ScriptContent(
-                    digest=digest, content=script.content, size_bytes=len(data), created_at=now
-                )
-            )
-            await session.flush()
-        session.add(
-            models.Script(
-                id=script_id,
-                name=script.name,
-                slug=script.name,
-                description="",
-                category="",
-                current_digest=digest,
-                default_timeout_seconds=script.default_timeout_seconds or 300,
-                default_run_on=script.default_run_on or library_pb2.RUN_ON_SUCCESS,
-                parameters=[
-                    {
-                        "name": p.name,
-                        "type": p.type or library_pb2.PARAMETER_TYPE_TEXT,
-                        "default_value": p.default_value,
-                        "has_default": p.has_default,
-                        "description": p.description,
-                    }
-                    for p in script.parameters
-                ],
-                etag=uuid.uuid4().hex,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await session.flush()
-        session.add(
-            models.ScriptVersion(
-                script_id=script_id, number=1, digest=digest, author="tests", created_at=now
-            )
-        )
-    return MadeScript(script_id, script.name, digest)
 
 
 async def rejected(call) -> ErrorDetails:

@@ -59,7 +59,7 @@ async def grpcurl(*args: str, data: str | None = None) -> Result:
     return Result(process.returncode or 0, out.decode(), err.decode())
 
 
-# grpcurl prints fields by their proto names (snake_case), enums by name.
+# grpcurl prints fields by their JSON names (lowerCamelCase), enums by name.
 CONTENT = "#!/bin/sh\nset -eu\ndocker stop ${CONTAINERS:-nextcloud}\n"
 
 
@@ -130,7 +130,7 @@ async def test_create_and_get_a_script(library: LibraryHandle) -> None:
     assert created["id"]
     assert created["etag"]
     assert created["category"] == "docker"
-    assert created["file_path"].endswith("/scripts/library/stop-nextcloud.sh")
+    assert created["filePath"].endswith("/scripts/library/stop-nextcloud.sh")
     assert [p["name"] for p in created.get("parameters", [])] == ["CONTAINERS"]
 
     by_id = await grpcurl(

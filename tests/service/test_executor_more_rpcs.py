@@ -201,3 +201,5 @@ async def test_window_pre_scripts_for_the_first_holder_post_for_the_last(executo
     code, fields = await _code(executor.stub.EnterWindow(executor_pb2.EnterWindowRequest(
         window_id="not an id", holder_id="h"), timeout=DEADLINE))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and set(fields) == {"window_id"}
+    code, fields = await _code(leave("job-f", outcome=99))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and set(fields) == {"outcome"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from library_service.store.database import create_engine
@@ -12,6 +13,11 @@ from library_service.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+
+# Library replicas start together and each upgrades: on PostgreSQL they take turns under
+# this advisory lock, held to the end of the migration's transaction, and each reads the
+# current revision only once it holds the lock (the ones after the first find head).
+MIGRATION_LOCK_KEY = 0x686F6F6B  # "hook"
 
 
 def _run(connection: Connection) -> None:
@@ -22,6 +28,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

@@ -5,6 +5,8 @@ database itself, not at Alembic's bookkeeping.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -125,3 +127,29 @@ async def test_every_step_is_reversible(database_url: str) -> None:
     await migrate.upgrade(database_url)  # head is idempotent
     await migrate.downgrade(database_url, "base")
     assert (await _inspect(database_url, _schema))["tables"] <= {"alembic_version"}
+
+
+async def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    """Library replicas behind one Service start at the same moment on a fresh database:
+    each runs the upgrade, and every one of them must succeed."""
+    script = (
+        "import sys; from library_service.store.migrate import upgrade_sync; "
+        "upgrade_sync(sys.argv[1])"
+    )
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            postgres_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    results = [await replica.communicate() for replica in replicas]
+
+    failures = [err.decode()[-600:] for (_, err), r in zip(results, replicas) if r.returncode]
+    assert failures == []
+    assert await _inspect(postgres_url, _current_revision) == _revisions()[-1]
+    assert await _inspect(postgres_url, _drift) == []

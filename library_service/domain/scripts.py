@@ -99,6 +99,10 @@ UPDATABLE_PATHS = frozenset(
 )
 
 
+class TemplateReadOnly(FailedPrecondition):
+    reason = "TEMPLATE_READ_ONLY"
+
+
 class ScriptInUse(FailedPrecondition):
     """The script is assigned or named by a maintenance window."""
 
@@ -554,6 +558,7 @@ async def update_script(
     try:
         async with ctx.database.transaction() as session:
             row = await _find(session, script_id=script_id, lock=True)
+            _refuse_template(row, "changed")
             etags.check_etag(etag, row, "script")
             changed = await _apply(session, row, values, mask, author, now)
             if changed and "parameters" in mask:
@@ -656,6 +661,7 @@ async def delete_script(
     now = datetime.now(UTC)
     async with ctx.database.transaction() as session:
         row = await _find(session, script_id=script_id, lock=True)
+        _refuse_template(row, "deleted")
         etags.check_etag(etag, row, "script")
         assigned = await assignments_domain.list_for_script(session, row.id)
         in_windows = await windows.referencing_script(session, row.id)
@@ -674,3 +680,14 @@ async def delete_script(
     if ctx.mirror is not None:
         await ctx.mirror.publish(script_id)
     return DeletedScript(name=name, removed_assignments=list(assigned), secret_names=hidden)
+
+
+def _refuse_template(row: models.Script, action: str) -> None:
+    """Built-in templates belong to the release: start-up reinstalls them, so a change
+    made through the API would silently vanish. Users instantiate a copy they own."""
+    if row.is_template:
+        raise TemplateReadOnly(
+            f"{row.name} is a built-in template and cannot be {action}; "
+            "InstantiateTemplate makes a copy of your own",
+            metadata={"script_id": row.id},
+        )

@@ -5,13 +5,14 @@ copies are never touched, and the library installs them at start-up."""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from library_service.context import LibraryContext
-from library_service.domain import scripts
+from library_service.domain import scripts, versions
 from library_service.maintenance.install_templates import InstallTemplates
 from library_service.store import models
 from library_service.store.database import Database
@@ -125,10 +126,14 @@ async def test_a_newer_template_version_upgrades_without_touching_copies(
 async def test_an_edited_template_is_put_back(ctx: LibraryContext) -> None:
     await install(ctx, catalog.TEMPLATES_DIR)
     row = (await template_rows(ctx.database))["postgres-dump"]
-    await scripts.update_script(
-        ctx, row.id, scripts.ScriptFields(content="#!/bin/sh\necho edited\n", category="mine"),
-        ["content", "category"], author="someone",
-    )
+    # The API refuses to edit a template; a drift can still come from outside it (an
+    # edit of the mirrored file is imported as a version), so make one in the store.
+    async with ctx.database.transaction() as session:
+        drifted = await session.get(models.Script, row.id)
+        await versions.change_content(
+            session, drifted, "#!/bin/sh\necho edited\n", "someone", datetime.now(UTC)
+        )
+        drifted.category = "mine"
     assert await install(ctx, catalog.TEMPLATES_DIR, force=True) == "success"
     restored = (await template_rows(ctx.database))["postgres-dump"]
     assert (restored.current_digest, restored.category) == (

@@ -8,6 +8,7 @@ import hashlib
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from library_service.templates import catalog
 from shared.error_details import details_of
@@ -34,7 +35,8 @@ async def list_templates(library: LibraryHandle) -> list[library_pb2.Template]:
 
 async def instantiate(library: LibraryHandle, **fields: object) -> library_pb2.Script:
     response = await library.stub.InstantiateTemplate(
-        library_pb2.InstantiateTemplateRequest(**fields), timeout=DEADLINE  # type: ignore[arg-type]
+        library_pb2.InstantiateTemplateRequest(**fields),
+        timeout=DEADLINE,  # type: ignore[arg-type]
     )
     return response.script
 
@@ -60,7 +62,9 @@ async def test_list_templates_shows_every_installed_template(library: LibraryHan
         assert template.content == spec.content
         assert template.digest == "sha256:" + hashlib.sha256(template.content.encode()).hexdigest()
         assert (template.template_version, template.category, template.description) == (
-            spec.template_version, spec.category, spec.description,
+            spec.template_version,
+            spec.category,
+            spec.description,
         )
         assert template.suggested_hook_type == spec.hook_type
         assert {p.name: p.description for p in template.parameters} == {
@@ -72,17 +76,25 @@ async def test_list_templates_shows_every_installed_template(library: LibraryHan
             )
         ).script
         assert (script.is_template, script.template_name, script.digest) == (
-            True, template.name, template.digest,
+            True,
+            template.name,
+            template.digest,
         )
     by_name = {t.name: t for t in templates}
     assert by_name["docker-stop"].suggested_hook_type == library_pb2.HOOK_TYPE_PRE_BACKUP
     assert by_name["docker-start"].suggested_hook_type == library_pb2.HOOK_TYPE_POST_BACKUP
     assert by_name["healthcheck-ping"].suggested_hook_type == library_pb2.HOOK_TYPE_UNSPECIFIED
     assert parameters_of(by_name["mysql-dump"])["MYSQL_PASSWORD"] == (
-        library_pb2.PARAMETER_TYPE_SECRET, True, "", False,
+        library_pb2.PARAMETER_TYPE_SECRET,
+        True,
+        "",
+        False,
     )
     assert parameters_of(by_name["docker-stop"])["CONTAINERS"] == (
-        library_pb2.PARAMETER_TYPE_TEXT, False, "", True,
+        library_pb2.PARAMETER_TYPE_TEXT,
+        False,
+        "",
+        True,
     )
     templates_only = await library.stub.ListScripts(
         library_pb2.ListScriptsRequest(templates_only=True, page_size=100), timeout=DEADLINE
@@ -99,7 +111,10 @@ async def test_an_instance_takes_the_given_values_as_its_defaults(library: Libra
         parameter_values={"CONTAINERS": "nextcloud-app nextcloud-db", "STOP_TIMEOUT": "10"},
     )
     assert (script.name, script.is_template, script.template_name, script.template_version) == (
-        "stop-nextcloud", False, "docker-stop", template.template_version,
+        "stop-nextcloud",
+        False,
+        "docker-stop",
+        template.template_version,
     )
     assert (script.content, script.digest) == (template.content, template.digest)
     assert (script.description, script.category) == (template.description, template.category)
@@ -114,8 +129,10 @@ async def test_an_instance_takes_the_given_values_as_its_defaults(library: Libra
     await library.stub.AssignScript(
         library_pb2.AssignScriptRequest(
             assignment=library_pb2.Assignment(
-                repository_id="repo-1", script_id=script.id,
-                hook_type=library_pb2.HOOK_TYPE_PRE_BACKUP, enabled=True,
+                repository_id="repo-1",
+                script_id=script.id,
+                hook_type=library_pb2.HOOK_TYPE_PRE_BACKUP,
+                enabled=True,
                 parameter_values={"STOP_TIMEOUT": "20"},
             )
         ),
@@ -136,8 +153,10 @@ async def test_an_instance_takes_the_given_values_as_its_defaults(library: Libra
 
 async def test_a_repeated_request_id_returns_the_first_instance(library: LibraryHandle) -> None:
     request = {
-        "template_name": "healthcheck-ping", "script_name": "ping-nightly",
-        "parameter_values": {"PING_URL": "https://hc-ping.com/abc"}, "request_id": "req-1",
+        "template_name": "healthcheck-ping",
+        "script_name": "ping-nightly",
+        "parameter_values": {"PING_URL": "https://hc-ping.com/abc"},
+        "request_id": "req-1",
         "description": "Nightly ping",
     }
     first = await instantiate(library, **request)
@@ -168,17 +187,22 @@ async def test_an_unknown_template_is_not_found(library: LibraryHandle) -> None:
 
 async def test_undeclared_parameters_are_named(library: LibraryHandle) -> None:
     await assert_refused(
-        library, grpc.StatusCode.INVALID_ARGUMENT,
+        library,
+        grpc.StatusCode.INVALID_ARGUMENT,
         {"parameter_values[NOPE]", "parameter_values[lower]"},
-        template_name="docker-stop", script_name="x",
+        template_name="docker-stop",
+        script_name="x",
         parameter_values={"CONTAINERS": "app", "NOPE": "1", "lower": "2"},
     )
 
 
 async def test_a_secret_cannot_become_a_default(library: LibraryHandle) -> None:
     await assert_refused(
-        library, grpc.StatusCode.INVALID_ARGUMENT, {"parameter_values[MYSQL_PASSWORD]"},
-        template_name="mysql-dump", script_name="x",
+        library,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"parameter_values[MYSQL_PASSWORD]"},
+        template_name="mysql-dump",
+        script_name="x",
         parameter_values={"MYSQL_PASSWORD": "hunter2"},
     )
 
@@ -190,10 +214,18 @@ async def test_a_secret_cannot_become_a_default(library: LibraryHandle) -> None:
         ({"template_name": "docker-stop", "script_name": "a\nb"}, {"script_name"}),
         ({"template_name": "docker-stop", "script_name": "x" * 256}, {"script_name"}),
         ({"template_name": "", "script_name": ""}, {"template_name", "script_name"}),
-        ({"template_name": "docker-stop", "script_name": "x", "description": "d" * 5000},
-         {"description"}),
-        ({"template_name": "docker-stop", "script_name": "x",
-          "parameter_values": {"CONTAINERS": "a\x00b"}}, {"parameter_values[CONTAINERS]"}),
+        (
+            {"template_name": "docker-stop", "script_name": "x", "description": "d" * 5000},
+            {"description"},
+        ),
+        (
+            {
+                "template_name": "docker-stop",
+                "script_name": "x",
+                "parameter_values": {"CONTAINERS": "a\x00b"},
+            },
+            {"parameter_values[CONTAINERS]"},
+        ),
     ],
 )
 async def test_bad_fields_are_invalid_arguments(
@@ -203,8 +235,46 @@ async def test_bad_fields_are_invalid_arguments(
 
 
 async def test_a_taken_script_name_already_exists(library: LibraryHandle) -> None:
-    await instantiate(library, template_name="docker-stop", script_name="mine",
-                      parameter_values={"CONTAINERS": "a"})
+    await instantiate(
+        library,
+        template_name="docker-stop",
+        script_name="mine",
+        parameter_values={"CONTAINERS": "a"},
+    )
     await assert_refused(
         library, grpc.StatusCode.ALREADY_EXISTS, template_name="docker-start", script_name="mine"
     )
+
+
+async def test_a_template_cannot_be_changed_or_deleted_through_the_api(
+    library: LibraryHandle,
+) -> None:
+    """Start-up reinstalls templates, so an edit would silently vanish: refused, and the
+    template is unchanged."""
+    template = (await list_templates(library))[0]
+    before = await library.stub.GetScript(
+        library_pb2.GetScriptRequest(id=template.script_id), timeout=10
+    )
+
+    for call in (
+        library.stub.UpdateScript(
+            library_pb2.UpdateScriptRequest(
+                script=library_pb2.Script(id=template.script_id, content="#!/bin/sh\nexit 0\n"),
+                update_mask=FieldMask(paths=["content"]),
+            ),
+            timeout=10,
+        ),
+        library.stub.DeleteScript(
+            library_pb2.DeleteScriptRequest(id=template.script_id, force=True), timeout=10
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        found = details_of(caught.value)
+        assert found.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert found.reason == "TEMPLATE_READ_ONLY"
+
+    after = await library.stub.GetScript(
+        library_pb2.GetScriptRequest(id=template.script_id), timeout=10
+    )
+    assert after.script == before.script

@@ -30,11 +30,11 @@ from pathlib import Path
 import structlog
 
 from executor_service import records
-from executor_service.clock import Clock
+from executor_service.clock import Clock, iso_utc
 from executor_service.content_cache import ContentCache
 from executor_service.control import ChainControl, StopReason
 from executor_service.events import EventStream
-from executor_service.journal import Journal, StepRow
+from executor_service.journal import Journal, RunRecord, StepRow
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import OutputChunk
 from executor_service.runner.redaction import redact_text
@@ -126,6 +126,21 @@ class ChainContext:
     repository_path: str = ""
     outcome: int = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
     variables: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_run(cls, run: RunRecord, hook_type: int) -> ChainContext:
+        """The context of one chain of a journaled run; a post chain runs for its outcome."""
+        return cls(
+            run_id=run.run_id,
+            repository_id=run.repository_id,
+            hook_type=hook_type,
+            trigger=run.trigger,
+            backup_date=iso_utc(run.created_at),
+            job_id=run.job_id,
+            repository_path=run.repository_path,
+            outcome=run.outcome if hook_type == POST else library_pb2.BACKUP_OUTCOME_UNSPECIFIED,
+            variables=dict(run.variables),
+        )
 
 
 @dataclass

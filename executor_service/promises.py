@@ -31,7 +31,7 @@ import structlog
 
 from executor_service import records
 from executor_service.chains import POST, ChainContext, ChainResult, ChainRunner, Stop, chain_steps
-from executor_service.clock import Clock, iso_utc
+from executor_service.clock import Clock
 from executor_service.control import Lifecycle
 from executor_service.events import EventStream
 from executor_service.journal import Journal, RunRecord
@@ -108,17 +108,7 @@ class Promises:
                     changes["verdict"] = verdict
                 await self.journal.update_run(run_id, **changes)
             done = await self.journal.done_steps(run_id, POST)
-            ctx = ChainContext(
-                run_id=run.run_id,
-                repository_id=run.repository_id,
-                hook_type=POST,
-                trigger=run.trigger,
-                backup_date=iso_utc(run.created_at),
-                job_id=run.job_id,
-                repository_path=run.repository_path,
-                outcome=run.outcome,
-                variables=dict(run.variables),
-            )
+            ctx = ChainContext.for_run(run, POST)
             control = self.lifecycle.control()
             try:
                 result = await self.chains.run(
@@ -151,13 +141,18 @@ class Promises:
         return result
 
     def run_post_in_background(
-        self, run_id: str, outcome: int, *, expect: Callable[[RunRecord], bool],
+        self,
+        run_id: str,
+        outcome: int,
+        *,
+        expect: Callable[[RunRecord], bool],
         verdict: int = 0,
     ) -> None:
         """Run an owed post chain with nobody listening."""
         self.tasks.spawn(
-            self.run_post(run_id, outcome, EventStream.nowhere(run_id), expect=expect,
-                          verdict=verdict),
+            self.run_post(
+                run_id, outcome, EventStream.nowhere(run_id), expect=expect, verdict=verdict
+            ),
             name=f"post chain {run_id}",
         )
 
@@ -211,8 +206,12 @@ class Promises:
             await self.journal.step_finished(
                 records.interrupted_record(step.record, now=now), ended_at=now, done=False
             )
-            log.warning("step.interrupted", run_id=step.run_id, script=step.script_name,
-                        execution_id=step.execution_id)
+            log.warning(
+                "step.interrupted",
+                run_id=step.run_id,
+                script=step.script_name,
+                execution_id=step.execution_id,
+            )
         self.on_recorded()
         for run in await self.journal.open_runs():
             if run.state == PRE_RUNNING and run.pre_started:

@@ -29,7 +29,7 @@ import structlog
 
 from executor_service.admission import Admission, Slot
 from executor_service.chains import PRE, ChainContext, ChainResult, ChainRunner, Stop, chain_steps
-from executor_service.clock import Clock, iso_utc
+from executor_service.clock import Clock
 from executor_service.content_cache import ContentCache, ContentUnavailable
 from executor_service.control import ChainControl, Lifecycle, StopReason
 from executor_service.events import EventStream
@@ -95,14 +95,16 @@ def check_lease(field_name: str, seconds: int) -> int:
         return DEFAULT_LEASE_SECONDS
     if not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
         raise InvalidArgument(
-            field_name, f"must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS} seconds "
-            f"(or 0 for {DEFAULT_LEASE_SECONDS}), got {seconds}"
+            field_name,
+            f"must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS} seconds "
+            f"(or 0 for {DEFAULT_LEASE_SECONDS}), got {seconds}",
         )
     return seconds
 
 
-def check_text(problems: Violations, field_name: str, value: str, *, limit: int,
-               required: bool = False) -> None:
+def check_text(
+    problems: Violations, field_name: str, value: str, *, limit: int, required: bool = False
+) -> None:
     if required and not value:
         problems.add(field_name, "is required")
     elif len(value) > limit:
@@ -162,11 +164,20 @@ class BackupRuns:
     ) -> tuple[int, dict[str, str]]:
         """The lease and the variables of a valid request; every bad field reported."""
         problems = Violations()
-        check_text(problems, f"{field_prefix}repository_id", request.repository_id,
-                   limit=MAX_ID_LENGTH, required=True)
+        check_text(
+            problems,
+            f"{field_prefix}repository_id",
+            request.repository_id,
+            limit=MAX_ID_LENGTH,
+            required=True,
+        )
         check_text(problems, f"{field_prefix}job_id", request.job_id, limit=MAX_ID_LENGTH)
-        check_text(problems, f"{field_prefix}repository_path", request.repository_path,
-                   limit=MAX_PATH_LENGTH)
+        check_text(
+            problems,
+            f"{field_prefix}repository_path",
+            request.repository_path,
+            limit=MAX_PATH_LENGTH,
+        )
         lease, variables = DEFAULT_LEASE_SECONDS, {}
         try:
             lease = check_lease(f"{field_prefix}lease_seconds", request.lease_seconds)
@@ -218,8 +229,13 @@ class BackupRuns:
         except BaseException:
             slot.release()
             raise
-        log.info("run.begun", run_id=run.run_id, repository_id=run.repository_id,
-                 pre_steps=len(plans.pre), post_steps=len(plans.post))
+        log.info(
+            "run.begun",
+            run_id=run.run_id,
+            repository_id=run.repository_id,
+            pre_steps=len(plans.pre),
+            post_steps=len(plans.post),
+        )
         stream = EventStream(run.run_id)
         control = self.lifecycle.control()
         self.tasks.spawn(
@@ -280,16 +296,7 @@ class BackupRuns:
         """The pre chain, then (ABORT, SKIP, cancel) the post chain, then one summary."""
         error: BaseException | None = None
         try:
-            ctx = ChainContext(
-                run_id=run.run_id,
-                repository_id=run.repository_id,
-                hook_type=PRE,
-                trigger=run.trigger,
-                backup_date=iso_utc(run.created_at),
-                job_id=run.job_id,
-                repository_path=run.repository_path,
-                variables=dict(run.variables),
-            )
+            ctx = ChainContext.for_run(run, PRE)
             steps = chain_steps(pre_plan, PRE)
             if steps:
                 # The promise binds from here: synced before the first child starts.
@@ -314,13 +321,16 @@ class BackupRuns:
         stream: EventStream,
         on_open: Callable[[RunRecord], Awaitable[None]] | None,
     ) -> None:
-        pre_summary = summary([pre], verdict=pre.verdict, post_chain_ran=False,
-                              run_state=AWAITING_END)
+        pre_summary = summary(
+            [pre], verdict=pre.verdict, post_chain_ran=False, run_state=AWAITING_END
+        )
         if pre.stop is Stop.SHUTDOWN:
             # The run stays PRE_RUNNING in the journal; the restart runs its post chain.
             await stream.emit(
                 summary=summary(
-                    [pre], verdict=executor_pb2.VERDICT_ABORT, post_chain_ran=False,
+                    [pre],
+                    verdict=executor_pb2.VERDICT_ABORT,
+                    post_chain_ran=False,
                     run_state=PRE_RUNNING,
                     message="the executor is shutting down: do not back up; the run's post "
                     "chain runs when the executor is back",
@@ -348,7 +358,10 @@ class BackupRuns:
             run.run_id, verdict=pre.verdict, variables=ctx.variables, pre_summary=pre_summary
         )
         post = await self.promises.run_post(
-            run.run_id, outcome, stream, expect=lambda r: r.state == PRE_RUNNING,
+            run.run_id,
+            outcome,
+            stream,
+            expect=lambda r: r.state == PRE_RUNNING,
             verdict=pre.verdict,
         )
         if post is None or post.stop is Stop.SHUTDOWN:
@@ -356,16 +369,26 @@ class BackupRuns:
             state = ENDED if ran else POST_RUNNING
             await stream.emit(
                 summary=summary(
-                    [pre] + ([post] if post else []), verdict=pre.verdict, outcome=outcome,
-                    post_chain_ran=ran, run_state=state,
-                    message="" if ran else "the executor is shutting down: the rest of the "
+                    [pre] + ([post] if post else []),
+                    verdict=pre.verdict,
+                    outcome=outcome,
+                    post_chain_ran=ran,
+                    run_state=state,
+                    message=""
+                    if ran
+                    else "the executor is shutting down: the rest of the "
                     "post chain runs when it is back",
                 )
             )
             return
         await stream.emit(
-            summary=summary([pre, post], verdict=pre.verdict, outcome=outcome,
-                            post_chain_ran=True, run_state=ENDED)
+            summary=summary(
+                [pre, post],
+                verdict=pre.verdict,
+                outcome=outcome,
+                post_chain_ran=True,
+                run_state=ENDED,
+            )
         )
 
     # --- EndBackup ------------------------------------------------------------------------
@@ -406,19 +429,27 @@ class BackupRuns:
             )
         stream = EventStream(run_id)
         slot = self.admission.admit() if run.state == AWAITING_END else None
-        self.tasks.spawn(self._drive_end(run_id, outcome, dict(variables), stream, slot),
-                         name=f"end {run_id}")
+        self.tasks.spawn(
+            self._drive_end(run_id, outcome, dict(variables), stream, slot), name=f"end {run_id}"
+        )
         # The client leaving does not stop a post chain.
         return Started(stream)
 
     async def _drive_end(
-        self, run_id: str, outcome: int, variables: dict[str, str], stream: EventStream,
+        self,
+        run_id: str,
+        outcome: int,
+        variables: dict[str, str],
+        stream: EventStream,
         slot: Slot | None,
     ) -> None:
         error: BaseException | None = None
         try:
             post = await self.promises.run_post(
-                run_id, outcome, stream, expect=lambda r: r.state == AWAITING_END,
+                run_id,
+                outcome,
+                stream,
+                expect=lambda r: r.state == AWAITING_END,
                 extra_variables=variables,
             )
             run = await self._get(run_id)
@@ -427,7 +458,9 @@ class BackupRuns:
             else:
                 await stream.emit(
                     summary=summary(
-                        [post], outcome=run.outcome, post_chain_ran=False,
+                        [post],
+                        outcome=run.outcome,
+                        post_chain_ran=False,
                         run_state=POST_RUNNING,
                         message="the executor is shutting down: the rest of the post chain "
                         "runs when it is back",
@@ -467,6 +500,7 @@ class BackupRuns:
     async def _get(self, run_id: str) -> RunRecord:
         run = await self.journal.get_run(run_id)
         if run is None:
-            raise NotFound(f"no run {run_id!r} in this executor's journal",
-                           metadata={"run_id": run_id})
+            raise NotFound(
+                f"no run {run_id!r} in this executor's journal", metadata={"run_id": run_id}
+            )
         return run

@@ -12,7 +12,9 @@ from library_service.domain.secrets import load_cipher
 from library_service.maintenance import install_templates
 from library_service.servicer import ScriptLibraryServicer
 from library_service.store import migrate
+from library_service.store.change_stamp import change_stamp_for
 from library_service.store.database import Database
+from library_service.store.read_cache import ReadCache
 from shared.grpc_server import RunningServer, start_server
 from shared.request_decoding import add_service
 from shared.settings import Settings
@@ -44,6 +46,8 @@ class LibraryApp:
         the database. For shutdown hooks after the server has drained."""
         if self.context.mirror is not None:
             await self.context.mirror.stop()
+        if self.context.read_cache is not None:
+            await self.context.read_cache.close()
         await self.context.database.close()
 
 
@@ -74,7 +78,10 @@ async def start_library(
     if mirror_enabled:
         mirror = ScriptMirror(mirror_root(settings.data_dir), database, mirror_scan_seconds)
         await mirror.start()
-    context = LibraryContext(settings=settings, database=database, mirror=mirror, cipher=cipher)
+    read_cache = ReadCache(change_stamp_for(url, database.engine), settings.read_cache_bytes)
+    context = LibraryContext(
+        settings=settings, database=database, mirror=mirror, cipher=cipher, read_cache=read_cache
+    )
     servicer = ScriptLibraryServicer(context)
     try:
         # Built-in templates: installed or upgraded before serving (maintenance/install_templates).
@@ -90,6 +97,7 @@ async def start_library(
     except BaseException:
         if mirror is not None:
             await mirror.stop()
+        await read_cache.close()
         await database.close()
         raise
     log.info("library.started", address=running.address, data_dir=str(settings.data_dir))

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     install_templates: bool = Field(
         default=True, description="Install or upgrade the built-in templates at start-up."
     )
+    read_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Memory for kept GetScript/ListScripts answers; 0: off.",
+    )
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import grpc
+from google.protobuf.message import Message
 
 from library_service.api.assignments import assignment_to_proto
 from library_service.api.history import execution_to_proto, timestamp_of
@@ -11,6 +15,8 @@ from library_service.domain import scripts
 from library_service.domain.parameters import ParameterSpec, secret_names
 from library_service.store import models
 from shared.stubs import library_pb2
+
+M = TypeVar("M", bound=Message)
 
 
 def parameter_to_proto(stored: dict) -> library_pb2.Parameter:  # type: ignore[type-arg]
@@ -107,6 +113,17 @@ class ScriptRpcs:
     ) -> library_pb2.GetScriptResponse:
         """One script by id or name, with content, assignments and recent executions."""
         selector = request.WhichOneof("selector")
+        script_id = request.id if selector == "id" else ""
+        name = request.name if selector == "name" else ""
+        # An edit of the mirrored file becomes a version first (a commit, so a kept
+        # answer is not served after it).
+        await scripts.import_mirror_edit(self.ctx, script_id=script_id, name=name)
+        return await self._cached("GetScript", request, lambda: self._get_script(request))
+
+    async def _get_script(
+        self, request: library_pb2.GetScriptRequest
+    ) -> library_pb2.GetScriptResponse:
+        selector = request.WhichOneof("selector")
         detail = await scripts.get_script(
             self.ctx,
             script_id=request.id if selector == "id" else "",
@@ -125,6 +142,11 @@ class ScriptRpcs:
         self, request: library_pb2.ListScriptsRequest, context: grpc.aio.ServicerContext
     ) -> library_pb2.ListScriptsResponse:
         """A page of scripts ordered by name (without content: fetch it by digest)."""
+        return await self._cached("ListScripts", request, lambda: self._list_scripts(request))
+
+    async def _list_scripts(
+        self, request: library_pb2.ListScriptsRequest
+    ) -> library_pb2.ListScriptsResponse:
         page = await scripts.list_scripts(
             self.ctx,
             scripts.ScriptFilter(
@@ -139,6 +161,11 @@ class ScriptRpcs:
             scripts=[script_to_proto(view) for view in page.scripts],
             next_page_token=page.next_page_token,
         )
+
+    async def _cached(self, method: str, request: Message, load: Callable[[], Awaitable[M]]) -> M:
+        if self.ctx.read_cache is None:
+            return await load()
+        return await self.ctx.read_cache.read(method, request, load)
 
     async def UpdateScript(
         self, request: library_pb2.UpdateScriptRequest, context: grpc.aio.ServicerContext

@@ -381,16 +381,21 @@ async def _ensure_name_free(session: AsyncSession, name: str) -> None:
         )
 
 
+async def import_mirror_edit(ctx: LibraryContext, *, script_id: str = "", name: str = "") -> None:
+    """Before a script is read: an edit made to its mirrored file becomes a new version.
+    Nothing to do without the mirror or when the file is as the mirror left it."""
+    if ctx.mirror is not None and (script_id or name):
+        await ctx.mirror.refresh(script_id=script_id, name=name)
+
+
 async def get_script(
     ctx: LibraryContext, *, script_id: str = "", name: str = "", recent_limit: int = 0
 ) -> ScriptDetail:
     """GetScript: the script by id or name, where it is assigned, its newest executions.
-    An edit of its mirrored file is imported first, so the answer is never staler than
-    the file."""
+    Callers import an edit of its mirrored file first (import_mirror_edit), so that the
+    answer is never staler than the file."""
     script_id, name = _check_selector(script_id, name)
     limit = _check_recent_limit(recent_limit)
-    if ctx.mirror is not None:
-        await ctx.mirror.refresh(script_id=script_id, name=name)
     root = str(mirror_root(ctx.settings.data_dir))
     async with ctx.database.transaction() as session:
         row = (

@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 
 from library_service.api.assignments import assignment_to_proto
 from library_service.api.history import execution_to_proto, timestamp_of
+from library_service.api.script_messages import ScriptMessages
 from library_service.context import LibraryContext
 from library_service.domain import scripts
 from library_service.domain.parameters import ParameterSpec, secret_names
@@ -95,6 +96,7 @@ class ScriptRpcs:
 
     def __init__(self, ctx: LibraryContext) -> None:
         self.ctx = ctx
+        self._listed = ScriptMessages(script_to_proto)
 
     async def CreateScript(
         self, request: library_pb2.CreateScriptRequest, context: grpc.aio.ServicerContext
@@ -157,8 +159,9 @@ class ScriptRpcs:
             request.page_size,
             request.page_token,
         )
+        # The response copies each message in (so kept messages are never modified).
         return library_pb2.ListScriptsResponse(
-            scripts=[script_to_proto(view) for view in page.scripts],
+            scripts=[self._listed.of(view) for view in page.scripts],
             next_page_token=page.next_page_token,
         )
 

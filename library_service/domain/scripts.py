@@ -397,7 +397,7 @@ async def get_script(
     script_id, name = _check_selector(script_id, name)
     limit = _check_recent_limit(recent_limit)
     root = str(mirror_root(ctx.settings.data_dir))
-    async with ctx.database.transaction() as session:
+    async with ctx.database.reading() as session:
         row = (
             await session.execute(
                 _script_statement(by_id=bool(script_id)), {"key": script_id or name}
@@ -446,7 +446,7 @@ async def list_scripts(
         sqlite=ctx.database.is_sqlite,
     )
     root = str(mirror_root(ctx.settings.data_dir))
-    async with ctx.database.transaction() as session:
+    async with ctx.database.reading() as session:
         rows = (await session.execute(statement, params)).all()
     token = ""
     if len(rows) > size:

@@ -67,6 +67,18 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Reads on PostgreSQL run without BEGIN and COMMIT: under READ COMMITTED each
+        # statement takes its own snapshot inside a transaction too, so the transaction
+        # adds nothing to a read but two round trips. SQLite keeps its transaction: there
+        # it is what holds one snapshot across a read's statements, and costs no trip.
+        self._reading = (
+            self._sessions
+            if self.is_sqlite
+            else async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,6 +88,12 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any exception."""
         async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only (GetScript, ListScripts): never write through it."""
+        async with self._reading() as session, session.begin():
             yield session
 
     async def close(self) -> None:

@@ -17,7 +17,8 @@ git can read and edit scripts where they live. Hence:
   of the script's earlier versions is stale (the database moved on while this process was
   down) and is rewritten; any other difference is an edit made while it was down.
 - A change made through the API wins over an edit that was not imported yet: ``publish``
-  overwrites. An edit the API would reject (empty, NUL, not UTF-8, over 1 MiB) is logged
+  overwrites. An edit of a template's file is not imported but put back (templates are
+  read-only, as through the API). An edit the API would reject (empty, NUL, not UTF-8, over 1 MiB) is logged
   and left alone until it is fixed or the script changes through the API.
 - Only one replica may own the mirror (DESIGN §5); the others run without one and their
   changes reach the files through the owner's scan, which also recreates missing files.
@@ -381,8 +382,22 @@ class ScriptMirror:
             )
             if row is None:
                 return  # deleted meanwhile; its publish removes the file
-            if await versions.change_content(session, row, content, EXTERNAL_EDIT_AUTHOR, now):
+            is_template = row.is_template
+            if not is_template and await versions.change_content(
+                session, row, content, EXTERNAL_EDIT_AUTHOR, now
+            ):
                 etags.touch(row, now)
+        if is_template:
+            # Templates are read-only, through the API (TEMPLATE_READ_ONLY) and here alike:
+            # the package owns them and its next install would undo the edit anyway.
+            log.warning(
+                "mirror.template_edit_refused",
+                script_id=target.id,
+                file=str(self.path_for(target.slug)),
+                hint="instantiate the template into a script of your own and edit that",
+            )
+            await self._write(target, self.path_for(target.slug))
+            return
         self._seen[target.id] = _Seen(target.slug, digest, current, digest)
         log.info("mirror.edit_imported", script_id=target.id, digest=digest)
 

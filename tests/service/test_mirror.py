@@ -266,3 +266,18 @@ async def test_get_by_either_selector_sees_the_edit(library, selector: str) -> N
     found = await library.stub.GetScript(request, timeout=DEADLINE)
 
     assert found.script.content == "echo two\n"
+
+
+async def test_an_edit_of_a_template_file_is_put_back_not_imported(library_settings) -> None:
+    settings = library_settings.model_copy(update={"install_templates": True})
+    async with _running(settings, mirror_scan_seconds=0) as library:
+        by_name = library_pb2.GetScriptRequest(name="template:docker-stop")
+        template = (await library.stub.GetScript(by_name, timeout=DEADLINE)).script
+        path = Path(template.file_path)
+
+        path.write_text("#!/bin/sh\necho my own edit\n")
+        found = (await library.stub.GetScript(by_name, timeout=DEADLINE)).script
+
+        assert (found.content, found.version_count) == (template.content, template.version_count)
+        assert path.read_text() == template.content
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755

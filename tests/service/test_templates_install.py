@@ -126,8 +126,8 @@ async def test_a_newer_template_version_upgrades_without_touching_copies(
 async def test_an_edited_template_is_put_back(ctx: LibraryContext) -> None:
     await install(ctx, catalog.TEMPLATES_DIR)
     row = (await template_rows(ctx.database))["postgres-dump"]
-    # The API refuses to edit a template; a drift can still come from outside it (an
-    # edit of the mirrored file is imported as a version), so make one in the store.
+    # Neither the API nor the file mirror lets a template be edited; a drift can still
+    # come from outside both (SQL by hand, an older release), so make one in the store.
     async with ctx.database.transaction() as session:
         drifted = await session.get(models.Script, row.id)
         await versions.change_content(

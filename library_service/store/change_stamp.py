@@ -92,6 +92,9 @@ class PostgresSnapshotStamp:
     async def _answer_waiting(self) -> None:
         try:
             while self._waiting is not None:
+                # One turn of the loop first: calls that arrived in the same batch of
+                # network events join this query instead of queueing for the next.
+                await asyncio.sleep(0)
                 waiting, self._waiting = self._waiting, None
                 snapshot = await self._snapshot()
                 if not waiting.done():

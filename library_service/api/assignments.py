@@ -55,6 +55,7 @@ def plan_step_to_proto(step: plans.PlanStep) -> library_pb2.PlanStep:
         parameter_values=step.parameter_values,
         secret_parameter_names=step.secret_parameter_names,
         execution_order=step.execution_order,
+        content=step.content,
     )
 
 
@@ -137,7 +138,11 @@ class AssignmentRpcs:
         (plans are for executors; HOOKSHELF_AUTH_TOKEN guards them)."""
         async with self.ctx.database.transaction() as session:
             steps = await plans.resolve_plan(
-                session, request.repository_id, request.hook_type, self.ctx.cipher
+                session,
+                request.repository_id,
+                request.hook_type,
+                self.ctx.cipher,
+                inline_content_max_bytes=request.inline_content_max_bytes,
             )
         return library_pb2.ResolveHookPlanResponse(
             repository_id=request.repository_id,

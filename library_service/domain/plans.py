@@ -15,7 +15,7 @@ gained a parameter after it was assigned) or holds a secret the key cannot decry
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,6 +142,13 @@ class PlanStep:
     execution_order: int
     parameter_values: dict[str, str] = field(default_factory=dict)
     secret_parameter_names: list[str] = field(default_factory=list)
+    # The content of digest when the caller asked for contents and it fit (resolve_plan).
+    content: str = ""
+
+
+# The most content one plan may carry: well inside gRPC's default 4 MiB message, with
+# room for the rest of the plan.
+MAX_INLINE_CONTENT_BYTES = 3 * 1024 * 1024
 
 
 def plan_step(
@@ -174,9 +181,11 @@ async def resolve_plan(
     repository_id: str,
     hook_type: int,
     cipher: secrets.SecretCipher | None = None,
+    inline_content_max_bytes: int = 0,
 ) -> list[PlanStep]:
     """The enabled steps of one chain in (execution_order, id) order, resolved, secrets
-    decrypted with ``cipher``. Any step that cannot run as configured (a required value
+    decrypted with ``cipher``; with ``inline_content_max_bytes``, the steps carry their
+    content while the contents carried stay within that many bytes. Any step that cannot run as configured (a required value
     missing, a secret the key cannot read) makes the whole plan FAILED_PRECONDITION:
     running half a chain would be worse than not starting.
 
@@ -193,6 +202,10 @@ async def resolve_plan(
             check(path, value)
         except InvalidArgument as error:
             problems.items.extend(error.violations)
+    if not 0 <= inline_content_max_bytes <= MAX_INLINE_CONTENT_BYTES:
+        problems.add(
+            "inline_content_max_bytes", f"must be between 0 and {MAX_INLINE_CONTENT_BYTES}"
+        )
     problems.raise_if_any()
 
     A, S = models.Assignment, models.Script
@@ -221,4 +234,36 @@ async def resolve_plan(
                 ),
             },
         )
+    if inline_content_max_bytes and steps:
+        return await _with_contents(session, steps, inline_content_max_bytes)
     return steps
+
+
+async def _with_contents(
+    session: AsyncSession, steps: list[PlanStep], max_bytes: int
+) -> list[PlanStep]:
+    """The first steps with their contents, as many as fit in max_bytes (in plan order:
+    those run soonest). A script used twice is carried twice: each step stands alone."""
+    C = models.ScriptContent
+    digests = {step.digest for step in steps}
+    sizes = dict(
+        (await session.execute(select(C.digest, C.size_bytes).where(C.digest.in_(digests))))
+        .tuples()
+        .all()
+    )
+    fitting, used = 0, 0
+    for step in steps:
+        if used + sizes[step.digest] > max_bytes:
+            break
+        used += sizes[step.digest]
+        fitting += 1
+    if not fitting:
+        return steps
+    wanted = {step.digest for step in steps[:fitting]}
+    contents = dict(
+        (await session.execute(select(C.digest, C.content).where(C.digest.in_(wanted))))
+        .tuples()
+        .all()
+    )
+    carrying = [replace(step, content=contents[step.digest]) for step in steps[:fitting]]
+    return carrying + steps[fitting:]

@@ -178,3 +178,33 @@ async def test_bad_plan_requests_name_the_field(library) -> None:
             ),
             field,
         )
+
+
+async def _plan_with_contents(library, max_bytes: int):
+    return await library.stub.ResolveHookPlan(
+        library_pb2.ResolveHookPlanRequest(
+            repository_id="repo-1", hook_type=PRE, inline_content_max_bytes=max_bytes
+        ),
+        timeout=DEADLINE,
+    )
+
+
+async def test_a_plan_carries_contents_in_order_while_they_fit(library) -> None:
+    bodies = [f"#!/bin/sh\necho step {i} {'x' * 100}\n" for i in range(3)]
+    for i, body in enumerate(bodies):
+        script = await make_script(library, f"inline-{i}", content=body)
+        await _assign(library, script.id, execution_order=i)
+    sizes = [len(body.encode()) for body in bodies]
+
+    assert [s.content for s in (await _plan(library)).steps] == ["", "", ""]
+    everything = await _plan_with_contents(library, sum(sizes))
+    assert [s.content for s in everything.steps] == bodies
+    # Room for the first two only: the third is fetched by digest as before.
+    two = await _plan_with_contents(library, sizes[0] + sizes[1] + sizes[2] - 1)
+    assert [s.content for s in two.steps] == [bodies[0], bodies[1], ""]
+    assert [s.digest for s in two.steps] == [s.digest for s in everything.steps]
+
+
+async def test_an_out_of_range_content_budget_is_invalid(library) -> None:
+    for max_bytes in (-1, 3 * 1024 * 1024 + 1):
+        await expect_invalid(_plan_with_contents(library, max_bytes), "inline_content_max_bytes")

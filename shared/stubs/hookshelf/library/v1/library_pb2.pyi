@@ -549,6 +549,7 @@ class PlanStep(_message.Message):
     PARAMETER_VALUES_FIELD_NUMBER: _builtins.int
     SECRET_PARAMETER_NAMES_FIELD_NUMBER: _builtins.int
     EXECUTION_ORDER_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
     assignment_id: _builtins.str
     script_id: _builtins.str
     script_name: _builtins.str
@@ -558,6 +559,11 @@ class PlanStep(_message.Message):
     run_on: Global___RunOn.ValueType
     on_error: Global___OnError.ValueType
     execution_order: _builtins.int
+    content: _builtins.str
+    """The content of digest, when the request asked for contents
+    (ResolveHookPlanRequest.inline_content_max_bytes) and it fit; empty otherwise
+    (a script's content is never empty): fetch it with GetScriptContent.
+    """
     @_builtins.property
     def parameter_values(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Parameter values to inject, secrets decrypted: plans are for executors."""
@@ -579,10 +585,11 @@ class PlanStep(_message.Message):
         parameter_values: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         secret_parameter_names: _abc.Iterable[_builtins.str] | None = ...,
         execution_order: _builtins.int = ...,
+        content: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "digest", b"digest", "execution_order", b"execution_order", "on_error", b"on_error", "parameter_values", b"parameter_values", "run_on", b"run_on", "script_id", b"script_id", "script_name", b"script_name", "secret_parameter_names", b"secret_parameter_names", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_id", b"assignment_id", "content", b"content", "digest", b"digest", "execution_order", b"execution_order", "on_error", b"on_error", "parameter_values", b"parameter_values", "run_on", b"run_on", "script_id", b"script_id", "script_name", b"script_name", "secret_parameter_names", b"secret_parameter_names", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1423,17 +1430,25 @@ class ResolveHookPlanRequest(_message.Message):
 
     REPOSITORY_ID_FIELD_NUMBER: _builtins.int
     HOOK_TYPE_FIELD_NUMBER: _builtins.int
+    INLINE_CONTENT_MAX_BYTES_FIELD_NUMBER: _builtins.int
     repository_id: _builtins.str
     hook_type: Global___HookType.ValueType
+    inline_content_max_bytes: _builtins.int
+    """When above 0, steps carry their content (PlanStep.content), in plan order, as long
+    as the contents carried add up to at most this many bytes (at most 3 MiB, to stay
+    well inside gRPC's default 4 MiB message). Saves an executor with a cold content
+    cache one GetScriptContent call per script. 0: no contents.
+    """
     def __init__(
         self,
         *,
         repository_id: _builtins.str = ...,
         hook_type: Global___HookType.ValueType = ...,
+        inline_content_max_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hook_type", b"hook_type", "repository_id", b"repository_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hook_type", b"hook_type", "inline_content_max_bytes", b"inline_content_max_bytes", "repository_id", b"repository_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,10 +4,12 @@ Domain only (no grpc). For each planned step, in order:
 - a chain that stopped skips the rest (StepSkipped CHAIN_STOPPED, or SHUTTING_DOWN when
   the executor is draining); a post step whose effective run_on does not match the
   outcome is skipped (RUN_ON_MISMATCH, `run_on_matches` shared with the library);
-- otherwise the attempt is journaled (synced) *before* its process starts, the content
-  is taken from the verified cache, the environment is built from scratch, the runner
-  runs it and streams its output, and the result and its execution record are journaled
-  in one transaction (the recorder delivers it).
+- otherwise the attempt is journaled *before* its process starts, the content is taken
+  from the verified cache, the environment is built from scratch, the runner runs it and
+  streams its output, and the result and its execution record are journaled in one
+  transaction (the recorder delivers it). That transaction is synced while the chain goes
+  on to its next step; the step's finished event and its record's delivery wait for the
+  sync (`Journal.commit_step_result`).
 
 Policy (DESIGN §2): exit 0 succeeds; exit 75 (SKIP_REQUESTED) in a pre chain stops it
 with verdict SKIP; any other failure follows ``on_error``: ABORT stops the chain (verdict
@@ -22,7 +24,6 @@ counts (`done`): they are not run again, but their results still drive the polic
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +36,12 @@ from executor_service.content_cache import ContentCache
 from executor_service.control import ChainControl, StopReason
 from executor_service.events import EventStream
 from executor_service.journal import Journal, RunRecord, StepRow
+from executor_service.prepared_steps import PreparedStep
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import OutputChunk
 from executor_service.runner.redaction import redact_text
 from executor_service.runner.step import StepSpec, run_step
+from executor_service.runner.workspace import Workspace
 from executor_service.variables import system_variables
 from library_service.domain.plans import run_on_matches
 from shared.errors import HookshelfError
@@ -213,31 +216,46 @@ class ChainRunner:
         # A hook may hand a secret on through $HOOKSHELF_OUTPUT: later steps get the real
         # value, the variables returned to the client are redacted like output.
         chain_secrets = tuple(secret for step in steps for secret in step.secrets)
-        for step in steps:
-            previous = done.get(step.index)
-            if previous is not None:
-                # Ran before a restart: its result counts, it does not run again.
-                status, outputs = previous.status, previous.outputs
-            else:
-                skip = self._skip(ctx, step, result, control)
-                if skip is not None:
-                    reason, detail = skip
-                    result.skipped += 1
-                    await stream.emit(
-                        step_skipped=executor_pb2.StepSkippedEvent(
-                            step_index=step.index,
-                            script_name=step.script_name,
-                            reason=reason,
-                            detail=detail,
+        # The next step to run is made ready while this one runs (prepared_steps.py).
+        upcoming: PreparedStep | None = None
+        try:
+            for position, step in enumerate(steps):
+                prepared, upcoming = upcoming, None
+                previous = done.get(step.index)
+                if previous is not None:
+                    # Ran before a restart: its result counts, it does not run again.
+                    status, outputs = previous.status, previous.outputs
+                else:
+                    skip = self._skip(ctx, step, result, control)
+                    if skip is not None:
+                        if prepared is not None:
+                            await prepared.drop()
+                        reason, detail = skip
+                        result.skipped += 1
+                        await stream.emit(
+                            step_skipped=executor_pb2.StepSkippedEvent(
+                                step_index=step.index,
+                                script_name=step.script_name,
+                                reason=reason,
+                                detail=detail,
+                            )
                         )
-                    )
-                    continue
-                status, outputs = await self._run_step(ctx, step, stream, control)
-            ctx.variables.update(outputs)
-            result.outputs.update(
-                {key: redact_text(value, chain_secrets) for key, value in outputs.items()}
-            )
-            self._judge(ctx, step, status, result, control)
+                        continue
+                    prepared = prepared or self._prepare(step)
+                    following = steps[position + 1] if position + 1 < len(steps) else None
+                    if following is not None and following.index not in done:
+                        upcoming = self._prepare(following)
+                    status, outputs = await self._run_step(ctx, step, stream, control, prepared)
+                ctx.variables.update(outputs)
+                result.outputs.update(
+                    {key: redact_text(value, chain_secrets) for key, value in outputs.items()}
+                )
+                self._judge(ctx, step, status, result, control)
+        finally:
+            if upcoming is not None:
+                await upcoming.drop()
+        # The last results' syncs first: the recorder's flush then finds their records.
+        await self.journal.synced()
         self.on_chain_ended()
         return result
 
@@ -293,12 +311,22 @@ class ChainRunner:
         policy = library_pb2.OnError.Name(step.on_error).removeprefix("ON_ERROR_")
         result.halt(Stop.ABORT, f"{name} {how.lower()} (on_error {policy})")
 
+    def _prepare(self, step: ChainStep) -> PreparedStep:
+        return PreparedStep(
+            self.cache, self.work_root, step.index, step.script_name, step.digest
+        )
+
     async def _run_step(
-        self, ctx: ChainContext, step: ChainStep, stream: EventStream, control: ChainControl
+        self,
+        ctx: ChainContext,
+        step: ChainStep,
+        stream: EventStream,
+        control: ChainControl,
+        prepared: PreparedStep,
     ) -> tuple[int, dict[str, str]]:
         """One attempt: journal, run, journal the result with its record. Returns the
         status and the output variables."""
-        execution_id = str(uuid.uuid4())
+        execution_id = prepared.execution_id
         started_at = self.clock.now()
         started = records.started_record(
             execution_id=execution_id,
@@ -325,14 +353,17 @@ class ChainRunner:
                 record=started,
             )
         )
-        await stream.emit(
+        # Sent once the previous step's finished event is (which waits for that result's
+        # sync): the process need not wait for either.
+        await stream.emit_after(
+            None,
             step_started=executor_pb2.StepStartedEvent(
                 step_index=step.index,
                 execution_id=execution_id,
                 script_name=step.script_name,
                 digest=step.digest,
                 hook_type=ctx.hook_type,
-            )
+            ),
         )
 
         async def emit_output(chunk: OutputChunk) -> None:
@@ -345,8 +376,9 @@ class ChainRunner:
             )
 
         outputs: dict[str, str] = {}
+        workspace: Workspace | None = None
         try:
-            content = await self.cache.get(step.digest)
+            content, workspace = await prepared.take()
             environment = build_environment(
                 system=system_variables(
                     run_id=ctx.run_id,
@@ -362,7 +394,11 @@ class ChainRunner:
                 variables=ctx.variables,
                 parameters=dict(step.parameter_values),
             )
-        except HookshelfError as error:
+        except BaseException as error:
+            if workspace is not None:
+                workspace.remove()  # the step does not run: nothing else will
+            if not isinstance(error, HookshelfError):
+                raise
             # The step cannot start: a failed step (an event), not an RPC error.
             ended_at = self.clock.now()
             record = records.finished_record(
@@ -385,7 +421,11 @@ class ChainRunner:
                 secrets=step.secrets,
             )
             result = await run_step(
-                spec, emit_output, work_root=self.work_root, cancel=control.kill
+                spec,
+                emit_output,
+                work_root=self.work_root,
+                cancel=control.kill,
+                workspace=workspace,
             )
             ended_at = self.clock.now()
             outputs = dict(result.output_variables)
@@ -410,11 +450,14 @@ class ChainRunner:
             record.status == library_pb2.EXECUTION_STATUS_CANCELLED
             and control.reason is StopReason.SHUTDOWN
         )
-        await self.journal.step_finished(
+        # Committed now (it survives the executor being killed), synced while the chain
+        # goes on; the finished event and the record's delivery wait for the sync.
+        synced = await self.journal.commit_step_result(
             record, ended_at=ended_at, done=not interrupted, outputs=outputs
         )
-        self.on_recorded()
-        await stream.emit(
+        synced.add_done_callback(lambda _: self.on_recorded())
+        await stream.emit_after(
+            synced,
             step_finished=executor_pb2.StepFinishedEvent(
                 step_index=step.index,
                 execution_id=execution_id,
@@ -426,9 +469,12 @@ class ChainRunner:
                 stdout_bytes=stdout_bytes,
                 stderr_bytes=stderr_bytes,
                 error_message=record.error_message,
-            )
+            ),
         )
-        log.info(
+        # Every result is in the journal and the library; a log line per successful step
+        # is noise (and a measurable part of a trivial step), so those are debug.
+        log_finished = log.debug if record.status in _SUCCESS else log.info
+        log_finished(
             "step.finished",
             run_id=ctx.run_id,
             script=step.script_name,

@@ -4,6 +4,13 @@ Every step runs pinned content named by its digest (``sha256:<hex>``). The bytes
 verified when the cache is filled and again each time they are read for a run, so a
 corrupted or edited cache file is refetched, never run. Filled from the library's
 GetScriptContent; inline content (TestScript, RunInlineHooks) is put in directly.
+
+Durability: a file is always written atomically (temp file, rename), so a reader sees
+the whole script or none. It is fsynced only when a promise needs it to outlive a power
+cut without the library: the content of a post plan (``ensure(durable=True)``, before the
+run row is written) and inline content (``put``: inline and window post scripts exist
+nowhere else). Other content (a pre plan's, a refetch) skips the fsync: after a power cut
+a torn or missing file fails verification and is fetched again when next needed.
 """
 
 from __future__ import annotations
@@ -54,19 +61,35 @@ class ContentCache:
         return self.root / match.group(1)
 
     def put(self, content: bytes) -> str:
-        """Store content (inline scripts) and return its digest."""
+        """Store content (inline scripts) durably and return its digest."""
         digest = digest_of(content)
         path = self._path(digest)
         if not self._read_verified(path, digest):
-            self._write(path, content)
+            self._write(path, content, durable=True)
+        else:
+            _sync_file(path)  # it may have been written without a sync
         return digest
 
-    async def ensure(self, digest: str) -> None:
-        """Make sure the digest is cached, fetching it when it is not (prefetch at
-        BeginBackup, so the post chain can run while the library is away)."""
-        await self.get(digest)
+    async def fill(self, digest: str, content: bytes, *, durable: bool = False) -> bool:
+        """Cache content the library sent along (with a plan) instead of fetching it.
+        False, and nothing stored, when it does not match its digest."""
+        path = self._path(digest)
+        if digest_of(content) != digest:
+            log.warning("cache.sent_content_does_not_match", digest=digest)
+            return False
+        if self._read_verified(path, digest) is None:
+            await asyncio.to_thread(self._write, path, content, durable=durable)
+        elif durable:
+            await asyncio.to_thread(_sync_file, path)
+        return True
 
-    async def get(self, digest: str) -> bytes:
+    async def ensure(self, digest: str, *, durable: bool = False) -> None:
+        """Make sure the digest is cached, fetching it when it is not (prefetch at
+        BeginBackup). ``durable``: also on disk for good before this returns, so a post
+        chain owed after a power cut can run while the library is away."""
+        await self.get(digest, durable=durable)
+
+    async def get(self, digest: str, *, durable: bool = False) -> bytes:
         """The verified bytes of a digest; fetched from the library if missing or bad.
 
         Raises ContentUnavailable when the library does not have it, and Unavailable when
@@ -75,11 +98,17 @@ class ContentCache:
         path = self._path(digest)
         cached = self._read_verified(path, digest)
         if cached is not None:
+            if durable:
+                # Cached, but perhaps written without a sync (by a pre plan, or a process
+                # before a restart). A clean file's fsync costs next to nothing.
+                await asyncio.to_thread(_sync_file, path)
             return cached
         lock = self._filling.setdefault(digest, asyncio.Lock())
         async with lock:
             cached = self._read_verified(path, digest)
             if cached is not None:
+                if durable:
+                    await asyncio.to_thread(_sync_file, path)
                 return cached
             try:
                 content = await self._fetch(digest)
@@ -93,9 +122,9 @@ class ContentCache:
                 raise ContentUnavailable(
                     f"the library sent content for {digest} that does not match it"
                 )
-            # In a thread: the fsync does not hold up the event loop, and concurrent fills
-            # (resolve_plans) share the file system's commits.
-            await asyncio.to_thread(self._write, path, content)
+            # In a thread: the file system's metadata updates (and the fsync) do not hold
+            # up the event loop, and concurrent fills (resolve_plans) share its commits.
+            await asyncio.to_thread(self._write, path, content, durable=durable)
             return content
 
     def _read_verified(self, path: Path, digest: str) -> bytes | None:
@@ -109,13 +138,27 @@ class ContentCache:
         path.unlink(missing_ok=True)
         return None
 
-    def _write(self, path: Path, content: bytes) -> None:
-        """Atomically (temp file, fsync, rename): a crash never leaves half a script."""
+    def _write(self, path: Path, content: bytes, *, durable: bool) -> None:
+        """Atomically (temp file, rename): a reader never sees half a script. ``durable``
+        fsyncs the bytes before the rename, so the name never points at unsynced data."""
         self.root.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as file:
             file.write(content)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(temp, path)
+
+
+def _sync_file(path: Path) -> None:
+    """fsync a cached file; one that vanished meanwhile is fetched again when needed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

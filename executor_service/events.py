@@ -6,19 +6,27 @@ it), so events travel through a small bounded queue: a slow reader makes `emit` 
 runner stops reading the child's pipe and the child blocks in write(). Memory stays flat.
 When the reader goes away (the client cancelled or vanished) the stream is *detached*:
 events are numbered but dropped, and the chain carries on.
+
+An event may be *held back* until something is done (`emit_after`: a step's finished
+event until its result is synced) without holding up the chain; the events after it wait
+their turn, so the reader always gets them in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from shared.stubs import executor_pb2
 
 # Events in flight per stream; at most 64 KiB each (output chunks), so ~0.5 MiB.
 QUEUE_DEPTH = 8
+# Events held back at once (`emit_after`): a step's finished event and the next step's
+# started event. One more waits, so a slow reader still slows the chain.
+HELD_BACK_DEPTH = 2
 
 
 class _End:
@@ -37,6 +45,7 @@ class EventStream:
         self._sequence = 0
         self._attached = True
         self._closed = False
+        self._held_back: deque[asyncio.Task[None]] = deque()  # oldest first
         self.summaries = 0
 
     @classmethod
@@ -58,12 +67,55 @@ class EventStream:
             self.summaries += 1
             if self.summaries > 1:
                 raise RuntimeError("a stream has exactly one summary")
+        await self._after_held_back()
         self._sequence += 1
         if not self._attached:
             return
+        await self._queue.put(self._event(event))
+
+    async def emit_after(self, ready: Awaitable[Any] | None, **event: Any) -> None:
+        """Send one event once ``ready`` is done (None: as soon as the events before it
+        are sent), returning without waiting for that, unless HELD_BACK_DEPTH events are
+        held back already. If ``ready`` fails, so does the next emit (or ``close``)."""
+        if self._closed:
+            raise RuntimeError("event after the end of the stream")
+        while len(self._held_back) >= HELD_BACK_DEPTH:
+            oldest = self._held_back[0]
+            await asyncio.shield(oldest)
+            if self._held_back and self._held_back[0] is oldest:
+                self._held_back.popleft()
+        self._sequence += 1
+        message = self._event(event)  # stamped now: when it happened, not when it went
+        previous = self._held_back[-1] if self._held_back else None
+        self._held_back.append(asyncio.create_task(self._send_after(previous, ready, message)))
+
+    async def _send_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        ready: Awaitable[Any] | None,
+        message: executor_pb2.HookEvent,
+    ) -> None:
+        if previous is not None:
+            await previous  # in order; raises what it raised
+        if ready is not None:
+            await ready
+        if self._attached:
+            await self._queue.put(message)
+
+    async def _after_held_back(self) -> None:
+        """Wait until every held-back event is sent (they go first); raise if one failed."""
+        while self._held_back:
+            # The last waits for those before it. Shielded: an emit cancelled here must not
+            # cancel (and so lose) an event already promised to the reader.
+            last = self._held_back[-1]
+            await asyncio.shield(last)
+            if self._held_back and self._held_back[-1] is last:
+                self._held_back.clear()
+
+    def _event(self, event: dict[str, Any]) -> executor_pb2.HookEvent:
         message = executor_pb2.HookEvent(run_id=self.run_id, sequence=self._sequence, **event)
         message.time.FromNanoseconds(time.time_ns())  # cheaper than GetCurrentTime
-        await self._queue.put(message)
+        return message
 
     async def emit_output(
         self, *, step_index: int, execution_id: str, stream: int, data: bytes, offset: int
@@ -72,6 +124,8 @@ class EventStream:
         the data once instead of through an intermediate OutputEvent."""
         if self._closed:
             raise RuntimeError("event after the end of the stream")
+        if self._held_back:
+            await self._after_held_back()
         self._sequence += 1
         if not self._attached:
             return
@@ -89,6 +143,10 @@ class EventStream:
         """The last event was sent (or the chain broke with ``error``)."""
         if self._closed:
             return
+        try:
+            await self._after_held_back()
+        except Exception as failure:  # noqa: BLE001 - a held-back event failed: the reader gets it
+            error = error or failure
         self._closed = True
         if self._attached:
             await self._queue.put(_End(error))

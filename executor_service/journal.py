@@ -1,7 +1,9 @@
 """The executor's local journal: what it promised, kept on disk before it acts.
 
-SQLite under ``HOOKSHELF_EXECUTOR_STATE_DIR`` (WAL, ``synchronous=FULL``: a commit is on
-disk when it returns, because the journal *is* the promise). Three tables:
+SQLite under ``HOOKSHELF_EXECUTOR_STATE_DIR`` (WAL; ``synchronous=FULL`` for what the
+promise rests on: such a commit is on disk when it returns, because the journal *is* the
+promise; see `Journal._transact` and `Journal.commit_step_result` for what is not).
+Three tables:
 
 - ``runs``: one row per backup run (or inline-hooks run, or open maintenance window),
   written before any child process of the run starts. ``pre_started`` is set (and
@@ -9,9 +11,11 @@ disk when it returns, because the journal *is* the promise). Three tables:
   post plan is resolved and stored at BeginBackup, so the post chain can run while the
   library is away. A partial unique index keeps one open run per repository.
 - ``steps``: one row per step *attempt*, written when it starts (not synced, see
-  `Journal.step_started`) and completed (synced) when it ends. ``done`` marks an attempt whose result counts; an attempt cut short by a crash or
-  a shutdown is not done, so a resumed post chain runs that step again and never runs a
-  finished one twice.
+  `Journal.step_started`) and completed when it ends: committed at once, synced in the
+  background (`Journal.commit_step_result`), and nothing tells of the result before it is
+  synced. ``done`` marks an attempt whose result counts; an attempt cut short by a crash
+  or a shutdown is not done, so a resumed post chain runs that step again and never runs
+  a finished one twice.
 - ``outbox``: the execution records for the library, written in the same transaction as
   the step result and delivered later (recorder.py), idempotent by execution id.
 
@@ -40,6 +44,10 @@ from shared.stubs import executor_pb2, library_pb2
 
 _T = TypeVar("_T")
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+# Step results are committed without a sync and so never checkpoint the log themselves;
+# every this many, their background sync does. A step writes ~10 pages (its started row
+# and its result), so this checkpoints about as often as SQLite's default would.
+_CHECKPOINT_EVERY_RESULTS = 100
 
 RUN_STATE = executor_pb2.RunState
 OPEN_STATES = (
@@ -263,6 +271,46 @@ def _lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+class WalSync:
+    """fsync of the journal's write-ahead log, for commits made without one.
+
+    In WAL mode a commit with ``synchronous=NORMAL`` is appended to the log without an
+    fsync; an fsync of the log afterwards makes it as durable as a ``synchronous=FULL``
+    commit (which is exactly that append plus that fsync), without holding the connection
+    meanwhile. SQLite keeps the log file while a connection is open; should it have been
+    replaced anyway, the new one is opened and its directory synced too (its name must
+    survive as well as its bytes).
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self._path = db_path.with_name(db_path.name + "-wal")
+        self._fd: int | None = None
+
+    def sync(self) -> None:
+        if self._fd is not None and os.fstat(self._fd).st_ino != _inode(self._path):
+            self.close()
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            directory = os.open(self._path.parent, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
 class Journal:
     """Async access to the journal.
 
@@ -277,11 +325,19 @@ class Journal:
     (``_lock``): a few tens of microseconds of SQLite instead of two thread switches.
     """
 
-    def __init__(self, db: sqlite3.Connection, thread: ThreadPoolExecutor, lock_fd: int) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, thread: ThreadPoolExecutor, lock_fd: int, path: Path
+    ) -> None:
         self._db = db
         self._thread = thread
         self._lock = threading.Lock()  # whoever uses the connection holds it
         self._lock_fd = lock_fd
+        self._wal = WalSync(path)  # used on the journal's thread only
+        # Step results committed but not yet synced: the records the recorder must not
+        # send yet, and the syncs a reader that answers a client waits for.
+        self._unsynced: set[str] = set()
+        self._syncs: set[asyncio.Future[None]] = set()
+        self._since_checkpoint = 0
 
     @classmethod
     async def open(cls, state_dir: Path) -> Journal:
@@ -301,6 +357,10 @@ class Journal:
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA foreign_keys=ON")
                 db.executescript(_SCHEMA)
+                # Unsynced is the connection's default: most commits (a step's started row
+                # and result) are; a synced transaction switches for its own commit.
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA wal_autocheckpoint=0")
                 return db
 
             db = await asyncio.get_running_loop().run_in_executor(thread, connect)
@@ -308,9 +368,12 @@ class Journal:
             thread.shutdown(wait=False)
             os.close(lock_fd)
             raise
-        return cls(db, thread, lock_fd)
+        return cls(db, thread, lock_fd, path)
 
     async def close(self) -> None:
+        if self._syncs:
+            await asyncio.wait(self._syncs)  # a failed one was reported to its chain
+        await self._call(self._wal.close)
         await self._call(self._db.close)
         self._thread.shutdown(wait=True)
         os.close(self._lock_fd)
@@ -346,9 +409,9 @@ class Journal:
         db = self._db
 
         def transaction() -> _T:
-            if not synced:
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA wal_autocheckpoint=0")
+            if synced:
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -359,9 +422,9 @@ class Journal:
                 db.execute("COMMIT")
                 return result
             finally:
-                if not synced:
-                    db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-                    db.execute("PRAGMA synchronous=FULL")
+                if synced:
+                    db.execute("PRAGMA wal_autocheckpoint=0")
+                    db.execute("PRAGMA synchronous=NORMAL")
 
         return await self._call(transaction, inline=not synced)
 
@@ -530,12 +593,13 @@ class Journal:
     async def step_started(self, step: StepRow) -> None:
         """Note an attempt before its child process starts.
 
-        Not synced (one fsync per step instead of two): the row survives the executor
-        being killed, which is what it is for — telling a restart which attempt was cut
-        short, so it is recorded and, in a post chain, run again. After a power cut it may
-        be missing, and the step is run again all the same (it has no finished result).
-        What the promise rests on — the run, ``pre_started``, the state changes, the
-        finished results with their records — is always synced.
+        Not synced: the row survives the executor being killed, which is what it is for
+        — telling a restart which attempt was cut short, so it is recorded and, in a post
+        chain, run again. After a power cut it may be missing, and the step is run again
+        all the same (it has no finished result). What the promise rests on — the run,
+        ``pre_started``, the state changes — is synced before anything depends on it, and
+        the finished results with their records before anyone is told of them
+        (`commit_step_result`).
         """
         values = (
             step.execution_id,
@@ -563,9 +627,31 @@ class Journal:
         done: bool,
         outputs: dict[str, str] | None = None,
     ) -> None:
-        """Complete an attempt and queue its execution record, in one transaction.
-        ``done``: the result counts (False for an attempt cut short by a shutdown or a
-        crash, which a resumed chain runs again)."""
+        """Complete an attempt and queue its execution record, in one transaction, synced
+        when this returns. ``done``: the result counts (False for an attempt cut short by
+        a shutdown or a crash, which a resumed chain runs again)."""
+        await (
+            await self.commit_step_result(record, ended_at=ended_at, done=done, outputs=outputs)
+        )
+
+    async def commit_step_result(
+        self,
+        record: library_pb2.Execution,
+        *,
+        ended_at: float,
+        done: bool,
+        outputs: dict[str, str] | None = None,
+    ) -> asyncio.Future[None]:
+        """As `step_finished`, but returns once the transaction is committed, with a
+        future that is done once it is synced.
+
+        Committed, the result survives the executor being killed (it is in the OS's
+        cache), so the chain may go on to its next step at once while the disk catches
+        up. Until the future is done the result may still be lost to a power cut, and then
+        the attempt counts as interrupted (its step runs again in a post chain), so
+        nothing may tell of it before: the caller holds back the step's finished event,
+        the recorder does not see its record, and `steps_of` waits.
+        """
         serialized = record.SerializeToString()
         values = (
             record.status,
@@ -586,7 +672,47 @@ class Journal:
             )
             self._queue_record(db, record.execution_id, serialized, ended_at)
 
-        await self._transact(body)
+        execution_id = record.execution_id
+        self._unsynced.add(execution_id)
+        try:
+            await self._transact(body, synced=False)
+        except BaseException:
+            self._unsynced.discard(execution_id)
+            raise
+        # Commits are appended to the write-ahead log in order, so this sync also covers
+        # every commit before it, synced or not.
+        self._since_checkpoint += 1
+        checkpoint = self._since_checkpoint >= _CHECKPOINT_EVERY_RESULTS
+        if checkpoint:
+            self._since_checkpoint = 0
+        sync = asyncio.get_running_loop().run_in_executor(
+            self._thread, self._sync_log, checkpoint
+        )
+        self._syncs.add(sync)
+
+        def synced(_: asyncio.Future[None]) -> None:
+            self._syncs.discard(sync)
+            if not sync.cancelled() and sync.exception() is None:
+                # A failed fsync leaves the record unsent until a restart finds it.
+                self._unsynced.discard(execution_id)
+
+        sync.add_done_callback(synced)
+        return sync
+
+    def _sync_log(self, checkpoint: bool) -> None:
+        """On the journal's thread: sync the log; now and then also checkpoint it, which
+        unsynced commits never do (it would fsync inline), so the log does not grow
+        without bound through a long chain."""
+        self._wal.sync()
+        if checkpoint:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def synced(self) -> None:
+        """Wait until every step result committed so far is synced (raises if a sync
+        failed)."""
+        if self._syncs:
+            await asyncio.gather(*self._syncs)
 
     async def record_only(self, record: library_pb2.Execution, *, now: float) -> None:
         """Queue an execution record that belongs to no run (TestScript)."""
@@ -605,6 +731,8 @@ class Journal:
         )
 
     async def steps_of(self, run_id: str) -> list[StepRow]:
+        """The attempts of a run, for a client: only results that are synced."""
+        await self.synced()
         rows = await self._read(
             "SELECT * FROM steps WHERE run_id = ? ORDER BY started_at, rowid", (run_id,)
         )
@@ -627,11 +755,19 @@ class Journal:
     # --- outbox -------------------------------------------------------------------------
 
     async def pending_records(self, limit: int) -> list[library_pb2.Execution]:
+        """Records to deliver, oldest first; not those whose step result is not yet synced
+        (the library must never hold a record the journal could lose)."""
+        unsynced = set(self._unsynced)
         rows = await self._read(
-            "SELECT record FROM outbox WHERE delivered = 0 ORDER BY created_at LIMIT ?",
-            (limit,),
+            "SELECT execution_id, record FROM outbox WHERE delivered = 0 "
+            "ORDER BY created_at LIMIT ?",
+            (limit + len(unsynced),),
         )
-        return [library_pb2.Execution.FromString(row["record"]) for row in rows]
+        return [
+            library_pb2.Execution.FromString(row["record"])
+            for row in rows
+            if row["execution_id"] not in unsynced
+        ][:limit]
 
     async def count_pending(self) -> int:
         rows = await self._read("SELECT count(*) AS n FROM outbox WHERE delivered = 0")

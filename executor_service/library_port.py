@@ -26,7 +26,9 @@ RECORD_TIMEOUT = 30.0
 
 
 class LibraryPort(Protocol):
-    async def resolve_plan(self, repository_id: str, hook_type: int) -> list[pb.PlanStep]: ...
+    async def resolve_plan(
+        self, repository_id: str, hook_type: int, *, inline_content_max_bytes: int = 0
+    ) -> list[pb.PlanStep]: ...
 
     async def script_content(self, digest: str) -> bytes: ...
 
@@ -66,8 +68,17 @@ class GrpcLibrary:
         except HookshelfCallError as error:
             raise domain_error(error) from None
 
-    async def resolve_plan(self, repository_id: str, hook_type: int) -> list[pb.PlanStep]:
-        request = pb.ResolveHookPlanRequest(repository_id=repository_id, hook_type=hook_type)
+    async def resolve_plan(
+        self, repository_id: str, hook_type: int, *, inline_content_max_bytes: int = 0
+    ) -> list[pb.PlanStep]:
+        """The plan; with ``inline_content_max_bytes``, its first steps carry their content
+        (``PlanStep.content``) up to that many bytes (a library without the field sends
+        none: the caller fetches what is missing)."""
+        request = pb.ResolveHookPlanRequest(
+            repository_id=repository_id,
+            hook_type=hook_type,
+            inline_content_max_bytes=inline_content_max_bytes,
+        )
         response = await self._call("ResolveHookPlan", request, PLAN_TIMEOUT, retry=True)
         return list(response.steps)
 

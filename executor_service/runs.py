@@ -9,10 +9,10 @@ and the post chain still runs (outcome CANCELLED); a cancelled EndBackup only st
 listening, its post chain runs to the end.
 
 Decisions:
-- Both plans (pre and post) are resolved, and all their content cached and verified, at
-  BeginBackup before the run is written: a post chain owed later (lease expiry, restart)
-  does not depend on the library being reachable then. Assignments changed during a run
-  apply from the next run.
+- Both plans (pre and post) are resolved, and all their content cached and verified (the
+  post plan's also synced to disk), at BeginBackup before the run is written: a post
+  chain owed later (lease expiry, restart) does not depend on the library being
+  reachable then. Assignments changed during a run apply from the next run.
 - The lease starts at BeginBackup and starts again when the pre chain ends, so a long
   pre chain does not eat the time the backup has; RenewBackup moves it from now.
 - A run with an empty pre chain that proceeds is owed its post chain like any other.
@@ -50,6 +50,10 @@ DEFAULT_LEASE_SECONDS = 600
 MAX_ID_LENGTH = 255
 MAX_PATH_LENGTH = 4096
 CONTENT_FETCH_CONCURRENCY = 16
+# Content a plan may carry (ResolveHookPlanRequest.inline_content_max_bytes; the library's
+# ceiling, well inside gRPC's default 4 MiB message): a cold cache then costs the plan's
+# round trip instead of one GetScriptContent per script.
+INLINE_CONTENT_BYTES = 3 * 1024 * 1024
 # What a client may report; ABORTED and SKIPPED are the executor's own outcomes.
 END_OUTCOMES = (
     library_pb2.BACKUP_OUTCOME_SUCCESS,
@@ -257,20 +261,44 @@ class BackupRuns:
 
     async def resolve_plans(self, repository_id: str) -> Plans:
         """Both chains from the library, their content cached and verified."""
-        pre = await self.library.resolve_plan(repository_id, library_pb2.HOOK_TYPE_PRE_BACKUP)
-        post = await self.library.resolve_plan(repository_id, library_pb2.HOOK_TYPE_POST_BACKUP)
+        pre, post = await asyncio.gather(  # two round trips at once
+            self.library.resolve_plan(
+                repository_id,
+                library_pb2.HOOK_TYPE_PRE_BACKUP,
+                inline_content_max_bytes=INLINE_CONTENT_BYTES,
+            ),
+            self.library.resolve_plan(
+                repository_id,
+                library_pb2.HOOK_TYPE_POST_BACKUP,
+                inline_content_max_bytes=INLINE_CONTENT_BYTES,
+            ),
+        )
+        # Content the plans carry is cached from there; the rest is fetched one script
+        # at a time. The plans keep digests only (the post plan is stored in the journal).
+        carried: dict[str, bytes] = {}
+        for step in (*pre, *post):
+            if step.content:
+                carried[step.digest] = step.content.encode("utf-8")
+                step.ClearField("content")
+        # Only the post plan's content must survive a power cut (a post chain owed later
+        # may have no library); the pre chain runs now, from what was just fetched.
+        owed_later = {step.digest for step in post}
         fetching = asyncio.Semaphore(CONTENT_FETCH_CONCURRENCY)
 
         async def ensure(digest: str) -> None:
+            durable = digest in owed_later
+            sent = carried.get(digest)
+            if sent is not None and await self.cache.fill(digest, sent, durable=durable):
+                return
             async with fetching:
                 try:
-                    await self.cache.ensure(digest)
+                    await self.cache.ensure(digest, durable=durable)
                 except ContentUnavailable as error:
                     # The step will fail when its turn comes (an event, not an RPC error).
                     log.warning("content.unavailable", digest=digest, error=error.message)
 
         # Concurrently: a new chain of many scripts costs a few round trips to the library
-        # (and its cache writes share fsyncs), not one after the other.
+        # (and the post plan's cache writes share fsyncs), not one after the other.
         tasks = [
             asyncio.ensure_future(ensure(digest))
             for digest in sorted({step.digest for step in (*pre, *post)})

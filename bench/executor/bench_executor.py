@@ -182,6 +182,13 @@ class Bench:
 
     async def begin_raw(self, repo: str) -> tuple[int, int, str, bytes]:
         """BeginBackup read as raw bytes: (messages, bytes, run_id, last message)."""
+        messages, size, run_id, last, _ = await self.begin_timed(repo)
+        return messages, size, run_id, last
+
+    async def begin_timed(self, repo: str) -> tuple[int, int, str, bytes, float]:
+        """As begin_raw, plus the seconds until the first event (the plan: the run is
+        written and its content cached)."""
+        started = time.perf_counter()
         call = self.channel.unary_stream(
             f"{EXECUTOR}/BeginBackup",
             request_serializer=executor_pb2.BeginBackupRequest.SerializeToString,
@@ -189,13 +196,16 @@ class Bench:
         )(executor_pb2.BeginBackupRequest(repository_id=repo), timeout=DEADLINE)
         messages = size = 0
         first = last = b""
+        first_seconds = 0.0
         async for raw in call:
+            if not first:
+                first_seconds = time.perf_counter() - started
             messages += 1
             size += len(raw)
             first = first or raw
             last = raw
         run_id = executor_pb2.BeginBackupResponse.FromString(first).event.run_id
-        return messages, size, run_id, last
+        return messages, size, run_id, last, first_seconds
 
     async def begin(self, repo: str) -> list[executor_pb2.HookEvent]:
         call = self.channel.unary_stream(
@@ -244,22 +254,38 @@ async def bench_chain(bench: Bench, steps: int = 100) -> None:
         path.write_text(content)
         path.chmod(0o755)
     await bench.begin_raw(f"warm-{uuid.uuid4().hex[:6]}")  # warm the channel
-    started = time.perf_counter()
-    _, _, run_id, last = await bench.begin_raw(repo)
-    streamed = time.perf_counter() - started
-    while await bench.records(run_id) < steps:
-        await asyncio.sleep(0.01)
-    executor_seconds = time.perf_counter() - started
-    summary = executor_pb2.BeginBackupResponse.FromString(last).event.summary
-    assert summary.succeeded_count == steps, summary
+
+    async def chain() -> tuple[float, float, float, str]:
+        """(until the library holds every record, until the last event, until the
+        first event) in seconds, and the run id."""
+        started = time.perf_counter()
+        _, _, run_id, last, first = await bench.begin_timed(repo)
+        streamed = time.perf_counter() - started
+        while await bench.records(run_id) < steps:
+            await asyncio.sleep(0.01)
+        executor_seconds = time.perf_counter() - started
+        summary = executor_pb2.BeginBackupResponse.FromString(last).event.summary
+        assert summary.succeeded_count == steps, summary
+        return executor_seconds, streamed, first, run_id
+
+    executor_seconds, streamed, first, run_id = await chain()
     baseline = await shell(f'for f in {scripts_dir}/*.sh; do "$f"; done')
     ratio = executor_seconds / baseline
     print(
         f"(a) {steps}-step chain: executor {executor_seconds * 1000:.0f} ms "
-        f"(stream {streamed * 1000:.0f} ms, +recording), bash loop {baseline * 1000:.0f} ms"
+        f"(first event {first * 1000:.0f} ms, stream {streamed * 1000:.0f} ms, "
+        f"+recording), bash loop {baseline * 1000:.0f} ms"
         f" → ratio {ratio:.2f}  [{verdict(ratio <= 2.0)} target <= 2.0]"
     )
     await bench.end(run_id)
+    # For information, not the target: the same chain again, its content now cached.
+    warm_seconds, warm_streamed, warm_first, warm_run = await chain()
+    print(
+        f"    same chain, content cached: {warm_seconds * 1000:.0f} ms (first event "
+        f"{warm_first * 1000:.0f} ms, stream {warm_streamed * 1000:.0f} ms) → "
+        f"{warm_seconds / baseline:.2f} x the bash loop"
+    )
+    await bench.end(warm_run)
 
 
 # --- (b) -------------------------------------------------------------------------------

@@ -52,6 +52,12 @@ class Leader:
         else:
             loop.add_reader(self._pidfd, self._on_pidfd)
 
+    @property
+    def exited(self) -> asyncio.Future[int]:
+        """Done with the returncode once the leader has exited; to watch (asyncio.wait,
+        shield), never to cancel."""
+        return self._exited
+
     async def wait(self) -> int:
         """The leader's returncode once it has exited. Cancelling the caller does not stop
         the watch."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from typing import NamedTuple
 
 
@@ -53,6 +55,17 @@ def read_process(pid: int) -> ProcessInfo | None:
     )
 
 
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def start_time_now() -> int:
+    """The start time (``/proc/<pid>/stat`` field 22: clock ticks of CLOCK_BOOTTIME, as the
+    kernel counts it) a process forked at this instant would get, or a tick less. Taken
+    just before a fork, it is a lower bound of the child's start time that costs no read
+    of ``/proc`` — a read that, right after the fork, waits for the child's exec."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) * _TICKS_PER_SECOND // 1_000_000_000
+
+
 class ProcessTable:
     """Every process at one instant, with the indexes the tracker needs."""
 
@@ -81,17 +94,24 @@ _CHILDREN_READ = 64 * 1024
 
 
 def own_children() -> set[int] | None:
-    """Pids of this process's direct children (zombies included), from the per-thread
-    ``/proc/self/task/*/children`` lists: far cheaper than a scan of the whole table.
-    Each list is read in one go, so it is a consistent snapshot of that thread's children.
-    None when the kernel does not offer the lists (CONFIG_PROC_CHILDREN)."""
+    """Pids of the direct children (zombies included) of this process's main thread and
+    of the calling thread, from their ``/proc/self/task/<tid>/children`` lists: far
+    cheaper than a scan of the whole table, and cheaper than reading every thread's list
+    (gRPC and the thread pools add a dozen threads).
+
+    Those two lists hold every child the runner cares about: a step's leader is a child
+    of the thread that started it, the one running the event loop; and an orphan is
+    re-parented to a subreaper's first live thread, its main thread (the kernel's
+    ``find_alive_thread`` walks the threads from the group leader). Each list is read in
+    one go, so it is a consistent snapshot of that thread's children. None when the kernel
+    does not offer the lists (CONFIG_PROC_CHILDREN)."""
     children: set[int] = set()
     read_any = False
-    for task in os.listdir("/proc/self/task"):
+    for task in {os.getpid(), threading.get_native_id()}:
         try:
             fd = os.open(f"/proc/self/task/{task}/children", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            continue  # the thread just ended, or no such file at all
+            continue  # no such file at all (or, for the main thread, it has ended)
         try:
             data = os.read(fd, _CHILDREN_READ)
         finally:

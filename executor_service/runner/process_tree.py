@@ -42,7 +42,6 @@ from executor_service.runner.process_table import (
     ProcessTable,
     own_children,
     read_environ,
-    read_process,
     reap,
     send_signal,
 )
@@ -62,7 +61,9 @@ class StepTree:
     """The processes of one step: its leader and everything attributed to it."""
 
     leader: int
-    leader_start_time: int | None  # None if the leader was gone before it could be read
+    # A lower bound of the leader's start time (taken just before its fork): anything in
+    # its session or group that is older is a reused id, not ours.
+    leader_start_time: int
     marker: bytes  # an environment entry unique to this step (NUL-delimited)
     members: dict[int, ProcessInfo] = field(default_factory=dict)
 
@@ -74,17 +75,16 @@ class StepTree:
     ) -> None:
         """Recompute ``members`` from a fresh table (see the module docstring)."""
         seeds: list[int] = []
-        if self.leader_start_time is not None:
-            # The session and group ids are the leader's pid; anything older than the
-            # leader in them is a reused id, not ours.
-            for pid in (
-                self.leader,
-                *table.by_session.get(self.leader, ()),
-                *table.by_group.get(self.leader, ()),
-            ):
-                info = table.processes.get(pid)
-                if info is not None and info.start_time >= self.leader_start_time:
-                    seeds.append(pid)
+        # The session and group ids are the leader's pid; anything older than the leader
+        # in them is a reused id, not ours.
+        for pid in (
+            self.leader,
+            *table.by_session.get(self.leader, ()),
+            *table.by_group.get(self.leader, ()),
+        ):
+            info = table.processes.get(pid)
+            if info is not None and info.start_time >= self.leader_start_time:
+                seeds.append(pid)
         for pid, known in self.members.items():
             info = table.processes.get(pid)
             if info is not None and info.start_time == known.start_time:
@@ -123,17 +123,13 @@ class ProcessTracker:
         finally:
             self._spawning -= 1
 
-    def track(self, leader: int, marker: bytes) -> StepTree:
-        """Start attributing processes to the step whose leader is ``leader``."""
-        info = read_process(leader)
-        tree = StepTree(
-            leader=leader,
-            leader_start_time=info.start_time if info is not None else None,
-            marker=marker,
-        )
+    def track(self, leader: int, marker: bytes, started_after: int) -> StepTree:
+        """Start attributing processes to the step whose leader is ``leader``, forked
+        after ``started_after`` (``start_time_now()`` taken before the fork)."""
+        tree = StepTree(leader=leader, leader_start_time=started_after, marker=marker)
         self._trees.add(tree)
-        if info is not None and self._first_leader_start is None:
-            self._first_leader_start = info.start_time
+        if self._first_leader_start is None:
+            self._first_leader_start = started_after
         return tree
 
     def untrack(self, tree: StepTree) -> None:
@@ -240,14 +236,27 @@ class ProcessTracker:
 TRACKER = ProcessTracker()
 
 
-async def poll(tracker: ProcessTracker | None = None) -> None:
-    """Keep the tracked steps up to date while one runs (cancel this task when it ends)."""
-    tracker = tracker or TRACKER
-    while True:
-        # Sleep first: a step shorter than the interval costs no scan; what it left behind
-        # is found when it ends (see ProcessTracker.nothing_left_behind).
-        await asyncio.sleep(POLL_INTERVAL)
-        tracker.refresh()
+class Poller:
+    """Keeps the tracked steps up to date while one runs (``stop`` when it ends).
+
+    A timer rather than a task: most steps end before the first tick, and a timer costs
+    less to set and cancel. The first tick is one interval away, so a step shorter than
+    that costs no scan; what it left behind is found when it ends (see
+    ProcessTracker.nothing_left_behind)."""
+
+    def __init__(self, tracker: ProcessTracker | None = None) -> None:
+        self._tracker = tracker or TRACKER
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(POLL_INTERVAL, self._tick)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+    def _tick(self) -> None:
+        try:
+            self._tracker.refresh()
+        finally:  # a failed scan (logged by the loop) does not end the polling
+            self._handle = self._loop.call_later(POLL_INTERVAL, self._tick)
 
 
 def _signal_all(tree: StepTree, signum: int, *, group: bool) -> None:

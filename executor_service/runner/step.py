@@ -53,12 +53,13 @@ from executor_service.runner.leader import Leader, start_leader
 from executor_service.runner.output import Emit, OutputChunk, OutputPump
 from executor_service.runner.output_variables import read_output_variables
 from executor_service.runner.pipe_reader import PipeReader
+from executor_service.runner.process_table import start_time_now
 from executor_service.runner.process_tree import (
     TRACKER,
+    Poller,
     StepTree,
     Termination,
     kill_now,
-    poll,
     terminate,
 )
 from executor_service.runner.workspace import Workspace, create_workspace
@@ -126,10 +127,16 @@ async def run_step(
     *,
     work_root: Path,
     cancel: asyncio.Event | None = None,
+    workspace: Workspace | None = None,
 ) -> StepResult:
-    """Run one step to its end and return how it went (see the module docstring)."""
+    """Run one step to its end and return how it went (see the module docstring).
+    ``workspace``: made beforehand for this step (``create_workspace`` with its execution
+    id, name and content) and never used; run_step owns it and removes it."""
     become_subreaper()  # idempotent; without it, orphans of the step escape to init
-    workspace = create_workspace(work_root, spec.execution_id, spec.script_name, spec.content)
+    if workspace is None:
+        workspace = create_workspace(
+            work_root, spec.execution_id, spec.script_name, spec.content
+        )
     try:
         return await _StepRun(spec, emit, workspace, cancel).run()
     finally:
@@ -159,11 +166,12 @@ class _StepRun:
         environment["HOOKSHELF_OUTPUT"] = str(self.workspace.output_file)
         stdout_read, stdout_write = _pipe()
         stderr_read, stderr_write = _pipe()
-        # Our own pipes rather than asyncio's PIPE so the runner owns the read transports
-        # and can close one that a stranger keeps open (see _drain).
-        pipes = [os.fdopen(fd, "rb", buffering=0) for fd in (stdout_read, stderr_read)]
+        # Our own pipes rather than asyncio's PIPE so the runner owns the readers and can
+        # close one that a stranger keeps open (see _drain).
+        read_ends = (stdout_read, stderr_read)
         try:
             try:
+                started_after = start_time_now()
                 with TRACKER.spawning():
                     process = await _spawn(
                         self._argv(),
@@ -177,27 +185,28 @@ class _StepRun:
                 os.close(stdout_write)
                 os.close(stderr_write)
         except BaseException as error:
-            for pipe in pipes:
-                pipe.close()
+            for fd in read_ends:
+                os.close(fd)
             if isinstance(error, OSError):
                 return self._cannot_start(error)
             raise
         self.process = process
         # The marker finds orphans of this step by their inherited environment.
         marker = f"HOOKSHELF_OUTPUT={self.workspace.output_file}\0".encode()
-        tree = TRACKER.track(process.pid, marker)
-        poller = asyncio.create_task(poll())
-        transports: list[asyncio.ReadTransport] = []
+        tree = TRACKER.track(process.pid, marker, started_after)
+        poller = Poller()
+        readers: list[PipeReader] = []
         tasks: list[asyncio.Task[None]] = []
         try:
+            for fd in read_ends:
+                readers.append(PipeReader(fd))
             emit_lock = asyncio.Lock()
-            pumps = []
-            for stream, pipe in zip((_STDOUT, _STDERR), pipes, strict=True):
-                transport, reader = await self.loop.connect_read_pipe(PipeReader, pipe)
-                transports.append(transport)
-                pumps.append(OutputPump(stream, reader, self.emit, emit_lock, self.spec.secrets))
+            pumps = [
+                OutputPump(stream, reader, self.emit, emit_lock, self.spec.secrets)
+                for stream, reader in zip((_STDOUT, _STDERR), readers, strict=True)
+            ]
             tasks = [asyncio.create_task(pump.run()) for pump in pumps]
-            return await self._supervise(tree, pumps, tasks, transports)
+            return await self._supervise(tree, pumps, tasks, readers)
         except BaseException:
             # Cancelled, emit failed, or a bug: whatever it is, no process outlives the step.
             for task in tasks:
@@ -211,12 +220,12 @@ class _StepRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
-            poller.cancel()
+            poller.stop()
             TRACKER.untrack(tree)
-            for transport in transports:
-                transport.close()
-            for pipe in pipes:
-                pipe.close()  # those whose transport was never made
+            for reader in readers:
+                reader.close()
+            for fd in read_ends[len(readers) :]:
+                os.close(fd)  # those whose reader was never made
 
     def _argv(self) -> list[str]:
         script = str(self.workspace.script)
@@ -227,32 +236,29 @@ class _StepRun:
         tree: StepTree,
         pumps: list[OutputPump],
         tasks: list[asyncio.Task[None]],
-        transports: list[asyncio.ReadTransport],
+        readers: list[PipeReader],
     ) -> StepResult:
-        exited = asyncio.create_task(self.process.wait())
-        try:
-            ending = await self._wait_for_end(exited, tasks)
-            grace = self.spec.kill_grace_seconds
-            if ending is _Ending.EXITED:
-                termination = await terminate(tree, grace, leader_running=False)
-                if termination.found:
-                    self.warnings.append(
-                        f"killed {termination.found} background process(es) left running "
-                        "after the script exited"
-                    )
-                drain_until = self.deadline
-            else:
-                termination = await terminate(tree, grace, leader_running=True)
-                await self._reap_leader(exited)
-                drain_until = self.loop.time() + DRAIN_IDLE_SECONDS
-            await self._drain(pumps, tasks, transports, drain_until)
-            await TRACKER.collect_strays()
-        finally:
-            exited.cancel()
+        exited = self.process.exited  # watched, never cancelled: the leader's own
+        ending = await self._wait_for_end(exited, tasks)
+        grace = self.spec.kill_grace_seconds
+        if ending is _Ending.EXITED:
+            termination = await terminate(tree, grace, leader_running=False)
+            if termination.found:
+                self.warnings.append(
+                    f"killed {termination.found} background process(es) left running "
+                    "after the script exited"
+                )
+            drain_until = self.deadline
+        else:
+            termination = await terminate(tree, grace, leader_running=True)
+            await self._reap_leader(exited)
+            drain_until = self.loop.time() + DRAIN_IDLE_SECONDS
+        await self._drain(pumps, tasks, readers, drain_until)
+        await TRACKER.collect_strays()
         return self._result(ending, termination, pumps)
 
     async def _wait_for_end(
-        self, exited: asyncio.Task[int], tasks: list[asyncio.Task[None]]
+        self, exited: asyncio.Future[int], tasks: list[asyncio.Task[None]]
     ) -> _Ending:
         """Until the leader exits, the deadline passes or ``cancel`` is set. Pumps that
         end early (the script closed stdout) are fine; a pump that fails raises here."""
@@ -280,7 +286,7 @@ class _StepRun:
             if cancelled is not None:
                 cancelled.cancel()
 
-    async def _reap_leader(self, exited: asyncio.Task[int]) -> None:
+    async def _reap_leader(self, exited: asyncio.Future[int]) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(exited), REAP_WAIT_SECONDS)
         except TimeoutError:
@@ -290,7 +296,7 @@ class _StepRun:
         self,
         pumps: list[OutputPump],
         tasks: list[asyncio.Task[None]],
-        transports: list[asyncio.ReadTransport],
+        readers: list[PipeReader],
         until: float,
     ) -> None:
         """Let the pumps read to EOF. The step's processes are gone, so a pipe that stays
@@ -302,8 +308,8 @@ class _StepRun:
             for task in done:
                 task.result()
             now = self.loop.time()
-            for pump, task, transport in zip(pumps, tasks, transports, strict=True):
-                if task.done() or transport.is_closing():
+            for pump, task, reader in zip(pumps, tasks, readers, strict=True):
+                if task.done() or reader.closed:
                     continue
                 idle = pump.waiting_since is not None and (
                     now - pump.waiting_since > DRAIN_IDLE_SECONDS
@@ -314,7 +320,7 @@ class _StepRun:
                         f"{name} was still open after the step ended (held by a process "
                         "outside its tree); stopped reading it"
                     )
-                    transport.close()  # the reader sees EOF and the pump flushes
+                    reader.close()  # the pump sees the end and flushes
 
     def _result(
         self, ending: _Ending, termination: Termination, pumps: list[OutputPump]

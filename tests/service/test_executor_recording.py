@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import grpc
 import pytest
 
+from executor_service.journal import WalSync
 from library_service.app import start_library
 from shared.settings import Settings
-from shared.stubs import library_pb2, library_pb2_grpc
+from shared.stubs import executor_pb2, library_pb2, library_pb2_grpc
 from tests.conftest import LibraryHandle
 from tests.service.test_executor_support import (
     POST,
@@ -74,3 +76,44 @@ async def test_records_wait_out_a_library_outage_and_arrive_once(
         await executor.app.stop(0)
         await library.channel.close()
         await library.app.stop(0)
+
+
+async def test_a_result_is_told_of_only_once_synced_and_the_next_step_need_not_wait(
+    executor, monkeypatch
+) -> None:
+    """Pipelined durability: step 1's result is committed and the chain goes on to step 2
+    while it is synced, but its finished event (and its record) wait for the sync."""
+    repo = unique("repo")
+    first = await executor.hook(repo, unique("first"), PRE, order=1)
+    await executor.hook(repo, unique("second"), PRE, order=2)
+    told: list[str] = []  # what happened, in order: syncs and events the client got
+    real_sync = WalSync.sync
+    held = threading.Event()
+
+    def sync_after_the_next_step_ran(self: WalSync) -> None:
+        if not held.is_set():  # the first result's sync: hold it until step 2 has run
+            held.set()
+            for _ in range(2000):  # at most 20 s: a chain waiting for this sync never gets there
+                if len(executor.lines()) == 2:
+                    break
+                threading.Event().wait(0.01)
+            told.append(f"unsynced while step 2 ran: {len(executor.lines()) == 2}")
+        real_sync(self)
+        told.append("synced")
+
+    monkeypatch.setattr(WalSync, "sync", sync_after_the_next_step_ran)
+    call = executor.stub.BeginBackup(
+        executor_pb2.BeginBackupRequest(repository_id=repo, variables=executor.variables()),
+        timeout=60,
+    )
+    async for response in call:
+        if response.event.HasField("step_finished"):
+            told.append(f"finished {response.event.step_finished.step_index}")
+    assert told[0] == "unsynced while step 2 ran: True"
+    # Each finished event reached the client after its result's sync.
+    syncs = [i for i, what in enumerate(told) if what == "synced"]
+    assert len(syncs) == 2
+    assert syncs[0] < told.index("finished 0") and syncs[1] < told.index("finished 1")
+    await executor.delivered()
+    (record,) = await executor.executions(script_id=first)
+    assert record.status == library_pb2.EXECUTION_STATUS_SUCCEEDED

@@ -173,3 +173,30 @@ async def test_a_slow_reader_slows_the_hook(executor, tmp_path) -> None:
         if response.event.HasField("output"):
             received += len(response.event.output.data)
     assert received == blocks * 65536
+
+
+async def test_a_cold_cache_is_filled_from_the_plans_without_a_fetch(
+    executor, monkeypatch
+) -> None:
+    """The plans carry their steps' content (ResolveHookPlan inline_content_max_bytes):
+    a new chain costs no GetScriptContent call, and the journal's post plan keeps only
+    digests."""
+    repo = unique("repo")
+    await executor.hook(repo, unique("pre"), PRE)
+    await executor.hook(repo, unique("post"), POST, custom_run_on=library_pb2.RUN_ON_ALWAYS)
+    cache = executor.app.runs.cache
+    fetched: list[str] = []
+    fetch = cache._fetch
+
+    async def counting_fetch(digest: str) -> bytes:
+        fetched.append(digest)
+        return await fetch(digest)
+
+    monkeypatch.setattr(cache, "_fetch", counting_fetch)
+    begin = await executor.begin(repo)
+    assert summary_of(begin).verdict == executor_pb2.VERDICT_PROCEED
+    run = await executor.app.journal.get_run(begin[0].run_id)
+    assert run is not None and [step.content for step in run.post_plan] == [""]
+    summary_of(await executor.end(begin[0].run_id, SUCCESS))
+    assert [line.split()[1] for line in executor.lines()] == ["pre", "success"]
+    assert fetched == []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
+from executor_service import journal as journal_module
 from executor_service import records
 from executor_service.content_cache import ContentCache, ContentUnavailable, digest_of
 from executor_service.journal import Journal, RunRecord, StateDirInUse, StepRow
@@ -146,3 +150,129 @@ async def test_content_cache_verifies_on_fill_and_on_read(tmp_path: Path) -> Non
     with pytest.raises(ContentUnavailable, match="not a sha256 digest"):
         await cache.get("../../etc/passwd")
     assert cache.put(b"inline") == digest_of(b"inline")
+
+
+async def test_a_committed_result_is_told_of_only_once_synced(tmp_path: Path) -> None:
+    """commit_step_result: committed at once (a reopened journal — the executor killed —
+    has it), but until its sync is done the recorder does not see its record and
+    steps_of (GetBackupRun) waits for it."""
+    journal = await Journal.open(tmp_path)
+    try:
+        await journal.create_run(_run("r1"))
+        await journal.step_started(_attempt("r1", "e1", 0))
+        disk = threading.Event()
+        syncs: list[str] = []
+        real_sync = journal._wal.sync
+
+        def slow_sync() -> None:  # the disk, held until the test lets it go
+            disk.wait()
+            real_sync()
+            syncs.append("synced")
+
+        journal._wal.sync = slow_sync  # type: ignore[method-assign]
+        done = records.finished_record(_attempt("r1", "e1", 0).record,
+                                       status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+                                       exit_code=0, ended_at=11.0, duration_ms=1000)
+        synced = await journal.commit_step_result(done, ended_at=11.0, done=True)
+
+        assert not synced.done()
+        assert await journal.pending_records(10) == []  # not sent before it is on disk
+        assert await journal.count_pending() == 1  # but committed: drained() waits for it
+        assert list(await journal.done_steps("r1", POST)) == [0]  # the chain goes on
+        told = asyncio.ensure_future(journal.steps_of("r1"))
+        await asyncio.sleep(0.05)
+        assert not told.done()  # a client is not told before the sync
+
+        disk.set()
+        await synced
+        assert syncs == ["synced"]
+        (step,) = await told
+        assert step.status == library_pb2.EXECUTION_STATUS_SUCCEEDED
+        assert [r.execution_id for r in await journal.pending_records(10)] == ["e1"]
+    finally:
+        await journal.close()
+
+    journal = await Journal.open(tmp_path)
+    try:
+        assert list(await journal.done_steps("r1", POST)) == [0]
+    finally:
+        await journal.close()
+
+
+async def test_step_results_checkpoint_the_log_now_and_then(tmp_path: Path) -> None:
+    """Results never checkpoint inline (that would fsync in the event loop); their
+    background sync does, so a long chain does not grow the log without bound."""
+    journal = await Journal.open(tmp_path)
+    try:
+        await journal.create_run(_run("r1"))
+        every = journal_module._CHECKPOINT_EVERY_RESULTS
+        sizes = []
+        for i in range(every * 4):
+            attempt = _attempt("r1", f"e{i}", i)
+            await journal.step_started(attempt)
+            record = records.finished_record(
+                attempt.record, status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+                exit_code=0, ended_at=11.0, duration_ms=1,
+            )
+            await journal.step_finished(record, ended_at=11.0, done=True)
+            if i % every == every - 1:
+                sizes.append((tmp_path / "journal.db-wal").stat().st_size)
+        # Once checkpointed, the log is written again from its start: it stops growing.
+        assert sizes[1] == sizes[2] == sizes[3], sizes
+    finally:
+        await journal.close()
+
+
+async def test_only_content_owed_later_is_synced(tmp_path: Path, monkeypatch) -> None:
+    """A pre plan's content is written without an fsync (a torn file fails verification
+    and is fetched again); a post plan's content and inline content are fsynced."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    contents = {digest_of(c): c for c in (b"#!/bin/sh\necho pre\n", b"#!/bin/sh\necho post\n")}
+    pre, post = list(contents)
+
+    async def fetch(digest: str) -> bytes:
+        return contents[digest]
+
+    cache = ContentCache(tmp_path, fetch)
+    await cache.ensure(pre)
+    assert synced == []
+    await cache.ensure(post, durable=True)
+    assert len(synced) == 1
+    await cache.ensure(pre, durable=True)  # cached unsynced before: synced now
+    assert len(synced) == 2
+    cache.put(b"inline post script")
+    assert len(synced) == 3
+
+
+async def test_a_torn_cache_file_is_fetched_again(tmp_path: Path) -> None:
+    """What a power cut can leave of a file written without an fsync: never run."""
+    good = b"#!/bin/sh\necho hello\n"
+    digest = digest_of(good)
+    fetched: list[str] = []
+
+    async def fetch(wanted: str) -> bytes:
+        fetched.append(wanted)
+        return good
+
+    cache = ContentCache(tmp_path, fetch)
+    assert await cache.get(digest) == good
+    path = tmp_path / "cache" / "sha256" / hashlib.sha256(good).hexdigest()
+    for torn in (good[:7], b"", b"\0" * len(good)):
+        path.write_bytes(torn)
+        assert await cache.get(digest) == good
+    assert len(fetched) == 4
+    assert path.read_bytes() == good
+
+
+async def test_content_sent_with_a_plan_is_cached_only_if_it_matches(tmp_path: Path) -> None:
+    async def no_fetch(digest: str) -> bytes:
+        raise AssertionError("fetched")
+
+    cache = ContentCache(tmp_path, no_fetch)
+    good = b"#!/bin/sh\necho sent\n"
+    assert not await cache.fill(digest_of(good), b"something else")
+    assert not (tmp_path / "cache" / "sha256" / hashlib.sha256(good).hexdigest()).exists()
+    assert await cache.fill(digest_of(good), good)
+    assert await cache.get(digest_of(good)) == good  # from disk, no fetch

@@ -1,0 +1,72 @@
+"""The event stream between a chain and its RPC: order, held-back events, the end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from executor_service.events import EventStream
+from shared.stubs import executor_pb2
+
+
+def _skipped(index: int) -> executor_pb2.StepSkippedEvent:
+    return executor_pb2.StepSkippedEvent(step_index=index)
+
+
+async def _read(stream: EventStream) -> list[executor_pb2.HookEvent]:
+    return [event async for event in stream.events()]
+
+
+async def test_a_held_back_event_waits_for_its_condition_and_keeps_its_place() -> None:
+    stream = EventStream("run")
+    synced = asyncio.get_running_loop().create_future()
+    await stream.emit_after(synced, step_skipped=_skipped(0))  # returns at once
+    await stream.emit_after(None, step_skipped=_skipped(1))  # after the one before it
+    later = asyncio.ensure_future(stream.emit(step_skipped=_skipped(2)))
+    await asyncio.sleep(0)
+    assert not later.done()  # the plain emit waits its turn too
+    synced.set_result(None)
+    await later
+    await stream.close()
+    events = await _read(stream)
+    assert [e.step_skipped.step_index for e in events] == [0, 1, 2]
+    assert [e.sequence for e in events] == [1, 2, 3]
+
+
+async def test_a_failed_condition_fails_the_next_emit_and_ends_the_stream_with_it() -> None:
+    stream = EventStream("run")
+    synced = asyncio.get_running_loop().create_future()
+    await stream.emit_after(synced, step_skipped=_skipped(0))
+    synced.set_exception(OSError("disk gone"))
+    with pytest.raises(OSError):
+        await stream.emit(step_skipped=_skipped(1))
+    await stream.close()
+    with pytest.raises(OSError, match="disk gone"):
+        await _read(stream)
+
+
+async def test_held_back_events_are_bounded() -> None:
+    """A chain cannot run ahead of a reader without limit: the third held-back event
+    waits for the first to be sent."""
+    stream = EventStream("run")
+    synced = asyncio.get_running_loop().create_future()
+    await stream.emit_after(synced, step_skipped=_skipped(0))
+    await stream.emit_after(None, step_skipped=_skipped(1))
+    third = asyncio.ensure_future(stream.emit_after(None, step_skipped=_skipped(2)))
+    await asyncio.sleep(0)
+    assert not third.done()
+    synced.set_result(None)
+    await third
+    await stream.close()
+    assert [e.step_skipped.step_index for e in await _read(stream)] == [0, 1, 2]
+
+
+async def test_a_detached_stream_drops_held_back_events() -> None:
+    stream = EventStream("run")
+    synced = asyncio.get_running_loop().create_future()
+    await stream.emit_after(synced, step_skipped=_skipped(0))
+    stream.detach()
+    synced.set_result(None)
+    await stream.emit(step_skipped=_skipped(1))
+    await stream.close()  # nobody reads: nothing waits on a full queue

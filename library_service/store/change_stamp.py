@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.engine import make_url
@@ -74,6 +74,7 @@ class PostgresSnapshotStamp:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None  # asyncpg.Connection of _connection
         self._waiting: asyncio.Future[str | None] | None = None
         self._querying: asyncio.Task[None] | None = None
         self._closed = False
@@ -104,16 +105,19 @@ class PostgresSnapshotStamp:
 
     async def _snapshot(self) -> str | None:
         try:
-            if self._connection is None:
+            if self._driver is None:
                 self._connection = await self._engine.connect()
-            raw = await self._connection.get_raw_connection()
-            return str(await raw.driver_connection.fetchval("SELECT pg_current_snapshot()::text"))
+                # asyncpg's own connection, kept: SQLAlchemy's layers cost more per call
+                # than the query, and this connection only ever runs this one statement.
+                self._driver = (await self._connection.get_raw_connection()).driver_connection
+            return str(await self._driver.fetchval("SELECT pg_current_snapshot()::text"))
         except Exception:  # any failure means "cannot tell": read through
             log.warning("cache.stamp_unavailable", exc_info=True)
             await self._drop_connection()
             return None
 
     async def _drop_connection(self) -> None:
+        self._driver = None
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
@@ -128,7 +132,7 @@ class PostgresSnapshotStamp:
             await asyncio.gather(self._querying, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
-            self._connection = None
+            self._connection, self._driver = None, None
 
 
 class NoStamp:

@@ -19,12 +19,22 @@ import asyncpg
 import grpc
 import pytest
 
+# The helper modules hold asserts; pytest rewrites those only in test_*.py files unless
+# told, and a failing helper should explain itself as well as a test does.
+pytest.register_assert_rewrite(
+    "tests.e2e.cli_support",
+    "tests.e2e.templates_run_support",
+    "tests.service.assignments_support",
+    "tests.service.executor_support",
+    "tests.service.scripts_support",
+)
+
 from library_service.app import LibraryApp, start_library
 from library_service.context import LibraryContext
 from shared.maintenance.store import open_database
 from shared.settings import Settings
 from shared.stubs import library_pb2_grpc
-from tests.service.test_executor_support import ExecutorHandle, open_executor
+from tests.service.executor_support import ExecutorHandle, open_executor
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "HOOKSHELF_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"

@@ -22,7 +22,7 @@ import pytest
 
 from shared.client import LibraryClient
 from shared.stubs import library_pb2 as pb
-from tests.e2e.test_cli_support import HOOKSHELF, Stack, clean_env, one_error_line, running_stack
+from tests.e2e.cli_support import HOOKSHELF, Stack, clean_env, one_error_line, running_stack
 
 BORG = shutil.which("borg")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cli_support import Stack, running_stack, start_service
 from tests.e2e.test_backup_wrapper import hooked_repository, marks
-from tests.e2e.test_cli_support import Stack, running_stack, start_service
 
 
 @pytest.fixture

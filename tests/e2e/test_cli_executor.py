@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_support import Stack, one_error_line, running_stack
+from tests.e2e.cli_support import Stack, one_error_line, running_stack
 
 
 @pytest.fixture(scope="module")

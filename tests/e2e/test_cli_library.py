@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_support import (
+from tests.e2e.cli_support import (
     HOOKSHELF,
     Stack,
     clean_env,

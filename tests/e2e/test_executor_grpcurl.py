@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_executor_process import REPO_ROOT, ExecutorProcess
-from tests.service.test_executor_support import unique
+from tests.service.executor_support import unique
 
 GRPCURL = REPO_ROOT / ".venv" / "bin" / "grpcurl"
 SERVICE = "hookshelf.executor.v1.HookExecutorService"

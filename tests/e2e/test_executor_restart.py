@@ -21,8 +21,8 @@ import pytest
 
 from shared.stubs import executor_pb2, library_pb2
 from tests.e2e.test_executor_process import ExecutorProcess
-from tests.service.test_assignments_support import DEADLINE, POST, PRE, make_script
-from tests.service.test_executor_support import (
+from tests.service.assignments_support import DEADLINE, POST, PRE, make_script
+from tests.service.executor_support import (
     mark_script,
     summary_of,
     unique,

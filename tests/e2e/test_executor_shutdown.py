@@ -14,7 +14,7 @@ import pytest
 from shared.stubs import executor_pb2, library_pb2
 from tests.e2e.test_executor_process import ExecutorProcess
 from tests.e2e.test_executor_restart import _hook, _post_hooks, _post_runs, _wait_ended, _wait_for
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.executor_support import (  # noqa: F401 - fixtures
     POST,
     PRE,
     mark_script,

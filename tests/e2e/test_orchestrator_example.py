@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.test_cli_support import running_stack
+from tests.e2e.cli_support import running_stack
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orchestrator.py"
 

@@ -25,7 +25,7 @@ from executor_service.runner.environment import BASE_PATH
 from shared.logging_setup import configure_logging
 from shared.settings import Settings
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (
+from tests.service.executor_support import (
     DEADLINE,
     POST,
     PRE,

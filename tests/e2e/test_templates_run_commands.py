@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_templates_run_support import StandIn, run_template
+from tests.e2e.templates_run_support import StandIn, run_template
 
 
 @pytest.fixture

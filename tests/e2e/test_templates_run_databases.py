@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import POSTGRES_ADMIN_DSN
-from tests.e2e.test_templates_run_support import StandIn, run_template
+from tests.e2e.templates_run_support import StandIn, run_template
 
 PG = urlsplit(POSTGRES_ADMIN_DSN)
 MYSQL = {

@@ -13,9 +13,9 @@ from executor_service.runner.environment import BASE_PATH
 from shared.settings import Settings
 from shared.stubs import executor_pb2, library_pb2
 from tests.conftest import LibraryHandle
+from tests.e2e.templates_run_support import StandIn
 from tests.e2e.test_templates_run_healthcheck import PingServer, server  # noqa: F401 - fixture
-from tests.e2e.test_templates_run_support import StandIn
-from tests.service.test_executor_support import (
+from tests.service.executor_support import (
     DEADLINE,
     POST,
     PRE,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_templates_run_support import run_template
+from tests.e2e.templates_run_support import run_template
 
 RUN_ID = "6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 

@@ -9,7 +9,7 @@ import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import (
+from tests.service.assignments_support import (
     DEADLINE,
     POST,
     PRE,

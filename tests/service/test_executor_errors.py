@@ -8,7 +8,7 @@ import pytest
 
 from shared.error_details import details_of
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (
+from tests.service.executor_support import (
     DEADLINE,
     PRE,
     SUCCESS,

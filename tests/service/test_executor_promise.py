@@ -14,7 +14,7 @@ import os
 from collections import Counter
 
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (
+from tests.service.executor_support import (
     POST,
     PRE,
     SUCCESS,

@@ -15,7 +15,7 @@ from library_service.app import start_library
 from shared.settings import Settings
 from shared.stubs import executor_pb2, library_pb2, library_pb2_grpc
 from tests.conftest import LibraryHandle
-from tests.service.test_executor_support import (
+from tests.service.executor_support import (
     POST,
     PRE,
     SUCCESS,

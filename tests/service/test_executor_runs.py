@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (
+from tests.service.executor_support import (
     POST,
     PRE,
     SUCCESS,

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from shared.stubs import executor_pb2, library_pb2
-from tests.service.test_executor_support import (  # noqa: F401 - fixtures
+from tests.service.executor_support import (  # noqa: F401 - fixtures
     POST,
     PRE,
     SUCCESS,

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from library_service.domain import history
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import DEADLINE, POST, expect_invalid, rejected
+from tests.service.assignments_support import DEADLINE, POST, expect_invalid, rejected
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -311,7 +311,7 @@ async def test_usage_leaves_out_test_runs(library) -> None:
 
 async def test_get_script_reports_usage_once_per_execution(library) -> None:
     """Through GetScript, once the scripts part serves it."""
-    from tests.service.test_assignments_support import make_script
+    from tests.service.assignments_support import make_script
 
     script = await make_script(library, "counted")
     batch = [_execution(f"g{i}", i, script_id=script.id) for i in range(2)]

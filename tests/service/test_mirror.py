@@ -19,8 +19,8 @@ from library_service.domain.mirror import EXTERNAL_EDIT_AUTHOR, mirror_root
 from shared.settings import Settings
 from shared.stubs import library_pb2, library_pb2_grpc
 from tests.conftest import LibraryHandle
-from tests.service.test_assignments_support import DEADLINE, rejected
-from tests.service.test_scripts_support import (
+from tests.service.assignments_support import DEADLINE, rejected
+from tests.service.scripts_support import (
     create,
     get,
     update,

@@ -16,8 +16,8 @@ from library_service.store.change_stamp import PostgresSnapshotStamp, SqliteData
 from library_service.store.read_cache import ReadCache
 from shared.stubs import library_pb2
 from tests.conftest import open_library
-from tests.service.test_assignments_support import DEADLINE
-from tests.service.test_scripts_support import create, get, update
+from tests.service.assignments_support import DEADLINE
+from tests.service.scripts_support import create, get, update
 
 
 def _reads(result: str) -> float:

@@ -13,8 +13,8 @@ import pytest
 
 from library_service.domain.versions import MAX_CONTENT_BYTES
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import DEADLINE, expect_invalid, rejected
-from tests.service.test_scripts_support import (
+from tests.service.assignments_support import DEADLINE, expect_invalid, rejected
+from tests.service.scripts_support import (
     create,
     snapshot,
     update_call,

@@ -10,8 +10,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import DEADLINE, POST, PRE, rejected
-from tests.service.test_scripts_support import (
+from tests.service.assignments_support import DEADLINE, POST, PRE, rejected
+from tests.service.scripts_support import (
     assign,
     create,
     get,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from library_service.domain import scripts
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import DEADLINE
-from tests.service.test_scripts_support import (
+from tests.service.assignments_support import DEADLINE
+from tests.service.scripts_support import (
     all_scripts,
     create,
     update,

@@ -19,7 +19,7 @@ from library_service.domain.secrets import MASK, SecretKeyError
 from shared.settings import Settings
 from shared.stubs import library_pb2
 from tests.conftest import open_library
-from tests.service.test_assignments_support import (
+from tests.service.assignments_support import (
     DEADLINE,
     PRE,
     expect_invalid,

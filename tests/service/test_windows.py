@@ -11,7 +11,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import (
+from tests.service.assignments_support import (
     DEADLINE,
     expect_invalid,
     make_script,

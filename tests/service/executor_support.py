@@ -18,7 +18,7 @@ from executor_service.app import ExecutorApp, ExecutorOptions, start_executor
 from executor_service.clock import Clock
 from shared.settings import Settings
 from shared.stubs import executor_pb2, executor_pb2_grpc, library_pb2
-from tests.service.test_assignments_support import DEADLINE, POST, PRE, make_script
+from tests.service.assignments_support import DEADLINE, POST, PRE, make_script
 
 __all__ = ["DEADLINE", "POST", "PRE", "ExecutorHandle"]
 

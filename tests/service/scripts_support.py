@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from shared.stubs import library_pb2
-from tests.service.test_assignments_support import DEADLINE
+from tests.service.assignments_support import DEADLINE
 
 CONTENT = "#!/bin/sh\necho hello\n"
 

@@ -120,23 +120,24 @@ class ScriptRpcs:
         # An edit of the mirrored file becomes a version first (a commit, so a kept
         # answer is not served after it).
         await scripts.import_mirror_edit(self.ctx, script_id=script_id, name=name)
-        return await self._cached("GetScript", request, lambda: self._get_script(request))
+        return await self._cached(
+            "GetScript", request, lambda: self._get_script(request, script_id, name)
+        )
 
     async def _get_script(
-        self, request: library_pb2.GetScriptRequest
+        self, request: library_pb2.GetScriptRequest, script_id: str, name: str
     ) -> library_pb2.GetScriptResponse:
-        selector = request.WhichOneof("selector")
         detail = await scripts.get_script(
             self.ctx,
-            script_id=request.id if selector == "id" else "",
-            name=request.name if selector == "name" else "",
+            script_id=script_id,
+            name=name,
             recent_limit=request.recent_executions_limit,
         )
-        name = detail.view.script.name
+        script_name = detail.view.script.name
         hidden = frozenset(secret_names(detail.view.script.parameters or []))
         return library_pb2.GetScriptResponse(
             script=script_to_proto(detail.view),
-            assignments=[assignment_to_proto(a, name, hidden) for a in detail.assignments],
+            assignments=[assignment_to_proto(a, script_name, hidden) for a in detail.assignments],
             recent_executions=[execution_to_proto(e) for e in detail.recent_executions],
         )
 

@@ -383,8 +383,10 @@ async def _ensure_name_free(session: AsyncSession, name: str) -> None:
 
 async def import_mirror_edit(ctx: LibraryContext, *, script_id: str = "", name: str = "") -> None:
     """Before a script is read: an edit made to its mirrored file becomes a new version.
-    Nothing to do without the mirror or when the file is as the mirror left it."""
-    if ctx.mirror is not None and (script_id or name):
+    Nothing to do without the mirror or when the file is as the mirror left it. A bad
+    selector is INVALID_ARGUMENT here already, before anything is looked up."""
+    script_id, name = _check_selector(script_id, name)
+    if ctx.mirror is not None:
         await ctx.mirror.refresh(script_id=script_id, name=name)
 
 

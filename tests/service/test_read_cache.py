@@ -5,15 +5,18 @@ was committed to the database, by this server, another process or another replic
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
 import asyncpg
 from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from library_service.store.change_stamp import PostgresSnapshotStamp, SqliteDataVersion
 from library_service.store.read_cache import ReadCache
+from shared.settings import Settings
 from shared.stubs import library_pb2
 from tests.conftest import open_library
 from tests.service.assignments_support import DEADLINE
@@ -147,8 +150,6 @@ async def test_with_the_cache_off_every_read_queries(library_settings) -> None:
 async def test_reads_stay_correct_while_the_postgres_stamp_connection_is_lost(
     postgres_url, tmp_path
 ) -> None:
-    from shared.settings import Settings
-
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=postgres_url,
@@ -236,8 +237,6 @@ async def test_without_a_stamp_nothing_is_served_from_memory() -> None:
 
 
 async def test_the_sqlite_stamp_moves_with_a_commit_on_another_connection(tmp_path) -> None:
-    import sqlite3
-
     path = str(tmp_path / "x.db")
     writer = sqlite3.connect(path)
     writer.execute("PRAGMA journal_mode=WAL")
@@ -258,8 +257,6 @@ async def test_the_sqlite_stamp_moves_with_a_commit_on_another_connection(tmp_pa
 async def test_concurrent_postgres_readers_each_get_a_stamp_taken_after_they_asked(
     postgres_url,
 ) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     engine = create_async_engine(postgres_url)
     stamp = PostgresSnapshotStamp(engine)
     writer = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))

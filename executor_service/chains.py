@@ -36,12 +36,12 @@ from executor_service.content_cache import ContentCache
 from executor_service.control import ChainControl, StopReason
 from executor_service.events import EventStream
 from executor_service.journal import Journal, RunRecord, StepRow
-from executor_service.prepared_steps import PreparedStep
+from executor_service.prepared_steps import PreparedStep, ReadyStep
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import OutputChunk
 from executor_service.runner.redaction import redact_text
 from executor_service.runner.step import StepSpec, run_step
-from executor_service.runner.workspace import Workspace
+from executor_service.runner.workspace import WorkspacePool
 from executor_service.variables import system_variables
 from library_service.domain.plans import run_on_matches
 from shared.errors import HookshelfError
@@ -190,6 +190,7 @@ class ChainRunner:
         self.cache = cache
         self.clock = clock
         self.work_root = work_root
+        self.workspaces = WorkspacePool(work_root)
         self.executor_id = executor_id
         self.on_recorded = on_recorded
         self.on_chain_ended = on_chain_ended
@@ -313,7 +314,7 @@ class ChainRunner:
 
     def _prepare(self, step: ChainStep) -> PreparedStep:
         return PreparedStep(
-            self.cache, self.work_root, step.index, step.script_name, step.digest
+            self.cache, self.workspaces, step.index, step.script_name, step.digest
         )
 
     async def _run_step(
@@ -376,9 +377,9 @@ class ChainRunner:
             )
 
         outputs: dict[str, str] = {}
-        workspace: Workspace | None = None
+        ready: ReadyStep | None = None
         try:
-            content, workspace = await prepared.take()
+            ready = await prepared.take()
             environment = build_environment(
                 system=system_variables(
                     run_id=ctx.run_id,
@@ -395,8 +396,8 @@ class ChainRunner:
                 parameters=dict(step.parameter_values),
             )
         except BaseException as error:
-            if workspace is not None:
-                workspace.remove()  # the step does not run: nothing else will
+            if ready is not None:
+                self.workspaces.give_back(ready.workspace)  # the step does not run
             if not isinstance(error, HookshelfError):
                 raise
             # The step cannot start: a failed step (an event), not an RPC error.
@@ -414,19 +415,23 @@ class ChainRunner:
             spec = StepSpec(
                 execution_id=execution_id,
                 script_name=step.script_name,
-                content=content,
+                content=ready.content,
                 digest=step.digest,
                 timeout_seconds=float(step.timeout_seconds),
                 environment=environment,
                 secrets=step.secrets,
             )
-            result = await run_step(
-                spec,
-                emit_output,
-                work_root=self.work_root,
-                cancel=control.kill,
-                workspace=workspace,
-            )
+            try:
+                result = await run_step(
+                    spec,
+                    emit_output,
+                    work_root=self.work_root,
+                    cancel=control.kill,
+                    workspace=ready.workspace,
+                    script=ready.script,
+                )
+            finally:
+                self.workspaces.give_back(ready.workspace)
             ended_at = self.clock.now()
             outputs = dict(result.output_variables)
             record = records.finished_record(

@@ -3,7 +3,17 @@
 Every step runs pinned content named by its digest (``sha256:<hex>``). The bytes are
 verified when the cache is filled and again each time they are read for a run, so a
 corrupted or edited cache file is refetched, never run. Filled from the library's
-GetScriptContent; inline content (TestScript, RunInlineHooks) is put in directly.
+GetScriptContent or the content a plan carries; inline content (TestScript,
+RunInlineHooks) is put in directly.
+
+A step execs its script from here, through ``runnable``: a symlink named after the script
+(``cache/run/<hex>/<name>``, so ``ps`` and the shell's error messages name the hook) to
+the cache file, which is mode 0500. No copy is written per step (see workspace.py for
+what file-system updates cost); the content is verified just before, as ever.
+
+Content a plan carries for a chain that runs now (``fill`` without ``durable``) is held in
+memory and written when its step is made ready, while the step before it runs: a
+cold chain of many scripts then starts without first writing them all.
 
 Durability: a file is always written atomically (temp file, rename), so a reader sees
 the whole script or none. It is fsynced only when a promise needs it to outlive a power
@@ -25,12 +35,16 @@ from pathlib import Path
 
 import structlog
 
-from shared.errors import HookshelfError, NotFound, Unavailable
+from executor_service.runner.workspace import safe_file_name
+from shared.errors import HookshelfError, NotFound
 
 log = structlog.get_logger("hookshelf.executor.cache")
 
 _temp_names = itertools.count()  # unique temp files, whichever thread writes
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+# Carried content held in memory until its step is made ready; beyond this the oldest is
+# dropped (and fetched from the library if its step comes).
+HELD_BYTES = 64 * 1024 * 1024
 
 # Fetches the bytes of a digest from the library (raises NotFound / Unavailable).
 Fetch = Callable[[str], Awaitable[bytes]]
@@ -51,8 +65,11 @@ class ContentCache:
 
     def __init__(self, root: Path, fetch: Fetch) -> None:
         self.root = root / "cache" / "sha256"
+        self.runnables = root / "cache" / "run"
         self._fetch = fetch
         self._filling: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, bytes] = {}  # oldest first
+        self._held_bytes = 0
 
     def _path(self, digest: str) -> Path:
         match = _DIGEST.match(digest)
@@ -72,16 +89,53 @@ class ContentCache:
 
     async def fill(self, digest: str, content: bytes, *, durable: bool = False) -> bool:
         """Cache content the library sent along (with a plan) instead of fetching it.
-        False, and nothing stored, when it does not match its digest."""
+        False, and nothing stored, when it does not match its digest. ``durable``: on
+        disk for good before this returns; otherwise held in memory until ``get``."""
         path = self._path(digest)
         if digest_of(content) != digest:
             log.warning("cache.sent_content_does_not_match", digest=digest)
             return False
-        if self._read_verified(path, digest) is None:
-            await asyncio.to_thread(self._write, path, content, durable=durable)
-        elif durable:
+        if not durable:
+            self._hold(digest, content)
+        elif self._read_verified(path, digest) is None:
+            await asyncio.to_thread(self._write, path, content, durable=True)
+        else:
             await asyncio.to_thread(_sync_file, path)
         return True
+
+    def _hold(self, digest: str, content: bytes) -> None:
+        if digest in self._held:
+            return
+        self._held[digest] = content
+        self._held_bytes += len(content)
+        while self._held_bytes > HELD_BYTES:
+            self._held_bytes -= len(self._held.pop(next(iter(self._held))))
+
+    def _take_held(self, digest: str) -> bytes | None:
+        content = self._held.pop(digest, None)
+        if content is not None:
+            self._held_bytes -= len(content)
+        return content
+
+    def runnable(self, digest: str, script_name: str) -> Path:
+        """The path to exec the cached content of ``digest`` by (after ``get``, which
+        verifies it): a symlink named after the script. Made once per digest and name,
+        and made again if anything else is found in its place."""
+        cached = self._path(digest)
+        target = f"../../sha256/{cached.name}"
+        link = self.runnables / cached.name / safe_file_name(script_name, "hook")
+        try:
+            if os.readlink(link) == target:
+                return link
+        except OSError:  # missing, or not a link
+            pass
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temp = link.with_name(f".{link.name}.{os.getpid()}.{next(_temp_names)}.tmp")
+        os.symlink(target, temp)
+        os.replace(temp, link)
+        if not os.stat(cached).st_mode & 0o100:
+            os.chmod(cached, 0o500)  # written by an executor that did not exec from here
+        return link
 
     async def ensure(self, digest: str, *, durable: bool = False) -> None:
         """Make sure the digest is cached, fetching it when it is not (prefetch at
@@ -98,6 +152,7 @@ class ContentCache:
         path = self._path(digest)
         cached = self._read_verified(path, digest)
         if cached is not None:
+            self._take_held(digest)
             if durable:
                 # Cached, but perhaps written without a sync (by a pre plan, or a process
                 # before a restart). A clean file's fsync costs next to nothing.
@@ -110,26 +165,30 @@ class ContentCache:
                 if durable:
                     await asyncio.to_thread(_sync_file, path)
                 return cached
-            try:
-                content = await self._fetch(digest)
-            except NotFound as error:
-                raise ContentUnavailable(
-                    f"the library has no content for {digest}: {error.message}"
-                ) from error
-            except Unavailable:
-                raise
-            if digest_of(content) != digest:
-                raise ContentUnavailable(
-                    f"the library sent content for {digest} that does not match it"
-                )
+            content = self._take_held(digest)  # verified when it was held
+            if content is None:
+                content = await self._fetch_verified(digest)
             # In a thread: the file system's metadata updates (and the fsync) do not hold
             # up the event loop, and concurrent fills (resolve_plans) share its commits.
             await asyncio.to_thread(self._write, path, content, durable=durable)
             return content
 
+    async def _fetch_verified(self, digest: str) -> bytes:
+        try:
+            content = await self._fetch(digest)
+        except NotFound as error:
+            raise ContentUnavailable(
+                f"the library has no content for {digest}: {error.message}"
+            ) from error
+        if digest_of(content) != digest:
+            raise ContentUnavailable(
+                f"the library sent content for {digest} that does not match it"
+            )
+        return content
+
     def _read_verified(self, path: Path, digest: str) -> bytes | None:
         try:
-            content = path.read_bytes()
+            content = _read(path)
         except FileNotFoundError:
             return None
         if digest_of(content) == digest:
@@ -143,13 +202,27 @@ class ContentCache:
         fsyncs the bytes before the rename, so the name never points at unsynced data."""
         self.root.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # r-x: steps exec it (through ``runnable``); nobody writes it in place.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o500)
         with open(fd, "wb") as file:
             file.write(content)
             file.flush()
             if durable:
                 os.fsync(file.fileno())
         os.replace(temp, path)
+
+
+def _read(path: Path) -> bytes:
+    # os-level, not Path.read_bytes: read once per step, and io's buffered file object
+    # costs more than reading a script takes.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        pieces = []
+        while piece := os.read(fd, 1 << 20):
+            pieces.append(piece)
+        return b"".join(pieces)
+    finally:
+        os.close(fd)
 
 
 def _sync_file(path: Path) -> None:

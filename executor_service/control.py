@@ -8,8 +8,9 @@ starting (draining) and, once the grace is over, kill the steps still running.
 
 from __future__ import annotations
 
-import asyncio
 import enum
+
+from executor_service.runner.kill_switch import KillSwitch
 
 
 class StopReason(enum.Enum):
@@ -51,7 +52,7 @@ class ChainControl:
 
     def __init__(self, lifecycle: Lifecycle) -> None:
         self._lifecycle = lifecycle
-        self.kill = asyncio.Event()
+        self.kill = KillSwitch()
         self.reason: StopReason | None = None
 
     @property

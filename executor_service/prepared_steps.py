@@ -1,52 +1,58 @@
-"""Getting a step ready while the step before it runs: its verified content and its
-fresh working directory (script and ``$HOOKSHELF_OUTPUT`` file written).
+"""Getting a step ready while the step before it runs: its verified content, the path
+to exec it by and a fresh working directory.
 
-Making a working directory is several file-system metadata updates; on a journalling file
-system that shares its commits with the executor's own fsyncs they take a few tenths of a
-millisecond, as long as a trivial hook's whole run. Done while the previous step's
-process runs (the preparation is a task: it runs when the chain waits for that
-process), they leave the chain's path. Nothing about the step is decided or journaled
-here: whether it runs is still decided when its turn comes, and a preparation
-that is not used (the chain stopped, or was cancelled) is removed when it completes. A
-directory left by an executor killed meanwhile is removed at the next start-up, with
-the other workspaces (leftovers.py).
+On a cold cache that means writing the script and its link (content_cache.py), and a new
+workspace when the pool has none: file-system metadata updates that take a few tenths of
+a millisecond each on a journalling file system, as long as a trivial hook's whole run.
+Done while the previous step's process runs (the preparation is a task: it runs when the
+chain waits for that process), they leave the chain's path. Nothing about the step is
+decided or journaled here: whether it runs is still decided when its turn comes, and the
+workspace of a preparation that is not used (the chain stopped, or was cancelled) goes
+back to the pool when it completes. Workspaces left by an executor killed meanwhile are
+removed at the next start-up (leftovers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from executor_service.content_cache import ContentCache
-from executor_service.runner.workspace import Workspace, create_workspace
+from executor_service.runner.workspace import Workspace, WorkspacePool
+
+
+@dataclass(frozen=True)
+class ReadyStep:
+    content: bytes  # verified against the step's digest
+    script: Path  # to exec: holds exactly ``content``
+    workspace: Workspace  # fresh, to give back to the pool when the step is over
 
 
 class PreparedStep:
-    """A step's execution id, and its content and workspace on their way."""
+    """A step's execution id, and its content, script and workspace on their way."""
 
     def __init__(
-        self, cache: ContentCache, work_root: Path, step_index: int, script_name: str,
+        self, cache: ContentCache, pool: WorkspacePool, step_index: int, script_name: str,
         digest: str,
     ) -> None:
         self.step_index = step_index
         self.execution_id = str(uuid.uuid4())
-        self._cache, self._work_root = cache, work_root
+        self._cache, self._pool = cache, pool
         self._script_name, self._digest = script_name, digest
         self._task = asyncio.create_task(self._prepare())
 
-    async def _prepare(self) -> tuple[bytes, Workspace]:
+    async def _prepare(self) -> ReadyStep:
         content = await self._cache.get(self._digest)  # verified; may fetch, may raise
         # In the loop's thread, not a worker's: the loop is mostly waiting for the previous
         # step's process by now, and a thread hop per step cost more CPU than the
         # file-system calls themselves (measured: ~2 ms of worker CPU per step).
-        workspace = create_workspace(
-            self._work_root, self.execution_id, self._script_name, content
-        )
-        return content, workspace
+        script = self._cache.runnable(self._digest, self._script_name)
+        return ReadyStep(content, script, self._pool.take())
 
-    async def take(self) -> tuple[bytes, Workspace]:
-        """The content and the workspace, which the caller now owns (and removes).
+    async def take(self) -> ReadyStep:
+        """The step made ready; the caller now owns its workspace (and gives it back).
 
         A preparation that failed (the content could not be had from the library, say)
         is tried again now, the step's turn: the step sees the library as it is when it
@@ -66,15 +72,13 @@ class PreparedStep:
         except BaseException:
             self.discard()  # cancelled: it goes when the preparation ends
             raise
-        _remove_workspace(self._task)
+        self._give_back(self._task)
 
     def discard(self) -> None:
-        """Not used after all: its workspace goes as soon as it exists."""
-        self._task.add_done_callback(_remove_workspace)
+        """Not used after all: its workspace goes back as soon as it exists."""
+        self._task.add_done_callback(self._give_back)
 
-
-def _remove_workspace(task: asyncio.Task[tuple[bytes, Workspace]]) -> None:
-    if task.cancelled() or task.exception() is not None:
-        return
-    _, workspace = task.result()
-    workspace.remove()
+    def _give_back(self, task: asyncio.Task[ReadyStep]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._pool.give_back(task.result().workspace)

@@ -9,6 +9,10 @@ each) and gives them out as they are: at a gigabyte of output that halves the co
 
 Flow control: past ``HIGH_WATER`` buffered bytes the reader stops watching the pipe; the
 kernel pipe then fills and the writer blocks. Watching resumes below ``LOW_WATER``.
+
+``on_change`` is called (in the loop) when data arrives or the end is reached: the step
+starts a stream's pump only once there is something to pump, so a hook that prints
+nothing costs no task.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
+from collections.abc import Callable
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
@@ -26,9 +31,10 @@ class PipeReader:
     """Owns the read end ``fd`` of a pipe from construction until ``close``. ``read``
     returns the next piece, b"" at the end (EOF, or ``close`` after what was buffered)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, on_change: Callable[[], None] = lambda: None) -> None:
         os.set_blocking(fd, False)  # our end only: the writer's end is its own description
         self._fd = fd
+        self._on_change = on_change
         self._loop = asyncio.get_running_loop()
         self._pieces: deque[bytes] = deque()
         self._buffered = 0
@@ -42,6 +48,11 @@ class PipeReader:
         """At its end: EOF seen or ``close`` called (buffered pieces may remain)."""
         return self._eof
 
+    @property
+    def has_data(self) -> bool:
+        """Pieces are buffered, not yet taken by ``read``."""
+        return bool(self._pieces)
+
     def close(self) -> None:
         """Stop reading and close the descriptor; ``read`` then drains what is buffered
         and returns b"". Idempotent."""
@@ -51,6 +62,7 @@ class PipeReader:
         self._unwatch()
         os.close(self._fd)
         self._wake()
+        self._on_change()
 
     async def read(self) -> bytes:
         """The next piece of data, waiting for it; b"" once the pipe is at its end."""
@@ -83,6 +95,7 @@ class PipeReader:
         if self._buffered > HIGH_WATER:
             self._unwatch()
         self._wake()
+        self._on_change()
 
     def _watch(self) -> None:
         self._loop.add_reader(self._fd, self._on_readable)

@@ -12,7 +12,7 @@ when any of these holds:
 * it descends from a process that belongs;
 * it is an orphan re-parented to the executor (a child subreaper, see
   ``executor_service.subreaper``) whose initial environment carries the step's marker
-  (its unique ``HOOKSHELF_OUTPUT`` path) — covers ``setsid`` children whose parent exited
+  (``HOOKSHELF_EXECUTION_ID=<its id>``) — covers ``setsid`` children whose parent exited
   between two scans.
 
 Known limit: a process that clears its environment (``env -i``), leaves the session and loses
@@ -64,7 +64,7 @@ class StepTree:
     # A lower bound of the leader's start time (taken just before its fork): anything in
     # its session or group that is older is a reused id, not ours.
     leader_start_time: int
-    marker: bytes  # an environment entry unique to this step (NUL-delimited)
+    marker: bytes  # an environment entry unique to this step, NUL before and after
     members: dict[int, ProcessInfo] = field(default_factory=dict)
 
     def alive(self) -> list[ProcessInfo]:
@@ -182,7 +182,8 @@ class ProcessTracker:
             seen.add(key)
             environ = self._environ_cache.get(key)
             if environ is None:
-                environ = self._environ_cache[key] = read_environ(pid)
+                # NUL-led, so a marker matches whole entries only (not FOO_HOOKSHELF_...).
+                environ = self._environ_cache[key] = b"\0" + read_environ(pid)
             found.append((pid, environ))
         for key in self._environ_cache.keys() - seen:
             del self._environ_cache[key]

@@ -43,12 +43,14 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
 from executor_service.runner.capture import CapturedOutput
+from executor_service.runner.kill_switch import KillSwitch
 from executor_service.runner.leader import Leader, start_leader
 from executor_service.runner.output import Emit, OutputChunk, OutputPump
 from executor_service.runner.output_variables import read_output_variables
@@ -62,7 +64,7 @@ from executor_service.runner.process_tree import (
     kill_now,
     terminate,
 )
-from executor_service.runner.workspace import Workspace, create_workspace
+from executor_service.runner.workspace import Workspace, create_workspace, write_script
 from executor_service.subreaper import become_subreaper
 from shared.stubs import executor_pb2, library_pb2
 
@@ -128,33 +130,49 @@ async def run_step(
     work_root: Path,
     cancel: asyncio.Event | None = None,
     workspace: Workspace | None = None,
+    script: Path | None = None,
 ) -> StepResult:
     """Run one step to its end and return how it went (see the module docstring).
-    ``workspace``: made beforehand for this step (``create_workspace`` with its execution
-    id, name and content) and never used; run_step owns it and removes it."""
+
+    ``workspace``: a fresh one (``WorkspacePool.take``) that stays the caller's, to give
+    back once this returns; without it, one is made under ``work_root`` and removed.
+    ``script``: a file holding exactly ``spec.content`` to exec (the content cache's
+    runnable path); without it, the content is written into the workspace."""
     become_subreaper()  # idempotent; without it, orphans of the step escape to init
+    own = workspace is None
     if workspace is None:
-        workspace = create_workspace(
-            work_root, spec.execution_id, spec.script_name, spec.content
-        )
+        workspace = create_workspace(work_root)
     try:
-        return await _StepRun(spec, emit, workspace, cancel).run()
+        if script is None:
+            script = write_script(workspace, spec.script_name, spec.content)
+        return await _StepRun(spec, emit, workspace, script, cancel).run()
     finally:
-        workspace.remove()
+        if own:
+            workspace.remove()
 
 
 class _StepRun:
     """One execution of run_step: the child, its pipes, its pumps, its tree."""
 
     def __init__(
-        self, spec: StepSpec, emit: Emit, workspace: Workspace, cancel: asyncio.Event | None
+        self,
+        spec: StepSpec,
+        emit: Emit,
+        workspace: Workspace,
+        script: Path,
+        cancel: asyncio.Event | None,
     ) -> None:
         self.spec = spec
         self.emit = emit
         self.workspace = workspace
+        self.script = script
         self.cancel = cancel
         self.loop = asyncio.get_running_loop()
         self.warnings: list[str] = []
+        self.readers: list[PipeReader] = []
+        self.pumps: list[OutputPump] = []
+        self.tasks: list[asyncio.Task[None] | None] = [None, None]  # the pumps', once started
+        self._wake: asyncio.Future[None] | None = None
 
     async def run(self) -> StepResult:
         self.started_at = datetime.now(UTC)
@@ -164,6 +182,8 @@ class _StepRun:
         environment = dict(self.spec.environment)
         environment.setdefault("HOME", str(self.workspace.directory))
         environment["HOOKSHELF_OUTPUT"] = str(self.workspace.output_file)
+        # Unique to this step (workspaces are reused): the marker that finds its orphans.
+        environment["HOOKSHELF_EXECUTION_ID"] = self.spec.execution_id
         stdout_read, stdout_write = _pipe()
         stderr_read, stderr_write = _pipe()
         # Our own pipes rather than asyncio's PIPE so the runner owns the readers and can
@@ -192,34 +212,36 @@ class _StepRun:
             raise
         self.process = process
         # The marker finds orphans of this step by their inherited environment.
-        marker = f"HOOKSHELF_OUTPUT={self.workspace.output_file}\0".encode()
+        marker = f"\0HOOKSHELF_EXECUTION_ID={self.spec.execution_id}\0".encode()
         tree = TRACKER.track(process.pid, marker, started_after)
         poller = Poller()
         readers: list[PipeReader] = []
-        tasks: list[asyncio.Task[None]] = []
+        stop_listening = self._listen()
         try:
             for fd in read_ends:
-                readers.append(PipeReader(fd))
+                readers.append(PipeReader(fd, on_change=self._on_output))
+            self.readers = readers
             emit_lock = asyncio.Lock()
-            pumps = [
+            self.pumps = [
                 OutputPump(stream, reader, self.emit, emit_lock, self.spec.secrets)
                 for stream, reader in zip((_STDOUT, _STDERR), readers, strict=True)
             ]
-            tasks = [asyncio.create_task(pump.run()) for pump in pumps]
-            return await self._supervise(tree, pumps, tasks, readers)
+            return await self._supervise(tree)
         except BaseException:
             # Cancelled, emit failed, or a bug: whatever it is, no process outlives the step.
-            for task in tasks:
-                task.cancel()
+            for task in self.tasks:
+                if task is not None:
+                    task.cancel()
             try:
                 await terminate(
                     tree, self.spec.kill_grace_seconds, leader_running=process.returncode is None
                 )
             except asyncio.CancelledError:
                 kill_now(tree)  # cancelled again: no more patience
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*filter(None, self.tasks), return_exceptions=True)
             raise
         finally:
+            stop_listening()
             poller.stop()
             TRACKER.untrack(tree)
             for reader in readers:
@@ -227,19 +249,63 @@ class _StepRun:
             for fd in read_ends[len(readers) :]:
                 os.close(fd)  # those whose reader was never made
 
+    # --- waking the supervisor --------------------------------------------------------
+    # One future, woken by callbacks (the leader's exit, output, a pump ending, the kill
+    # switch, the deadline) rather than tasks waiting on each: a hook that exits at once
+    # without output then costs no task besides the step's own.
+
+    def _listen(self) -> Callable[[], None]:
+        """Wake on the leader's exit and on ``cancel``; returns what stops listening."""
+        self.process.exited.add_done_callback(self._wake_up)
+        cancel = self.cancel
+        if cancel is None:
+            return lambda: None
+        if isinstance(cancel, KillSwitch):
+            return cancel.listen(self._wake_up)
+        waiter = asyncio.ensure_future(cancel.wait())  # a plain asyncio.Event
+        waiter.add_done_callback(self._wake_up)
+        return waiter.cancel
+
+    def _wake_up(self, *_: object) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _sleep(self, timeout: float | None = None) -> None:
+        """Until woken, or ``timeout`` seconds."""
+        self._wake = self.loop.create_future()
+        timer = self.loop.call_later(timeout, self._wake_up) if timeout is not None else None
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    def _on_output(self) -> None:
+        """A reader has data or reached its end: its pump starts if it has something to
+        pump, and the supervisor looks again."""
+        for index, reader in enumerate(self.readers):
+            if self.tasks[index] is None and reader.has_data:
+                self._start_pump(index)
+        self._wake_up()
+
+    def _start_pump(self, index: int) -> None:
+        task = self.loop.create_task(self.pumps[index].run())
+        task.add_done_callback(self._wake_up)
+        self.tasks[index] = task
+
+    def _raise_failed_pump(self) -> None:
+        for task in self.tasks:
+            if task is not None and task.done():
+                task.result()  # raises what emit raised
+
     def _argv(self) -> list[str]:
-        script = str(self.workspace.script)
+        script = str(self.script)
         return [script] if self.spec.content.startswith(b"#!") else ["/bin/bash", script]
 
-    async def _supervise(
-        self,
-        tree: StepTree,
-        pumps: list[OutputPump],
-        tasks: list[asyncio.Task[None]],
-        readers: list[PipeReader],
-    ) -> StepResult:
+    async def _supervise(self, tree: StepTree) -> StepResult:
         exited = self.process.exited  # watched, never cancelled: the leader's own
-        ending = await self._wait_for_end(exited, tasks)
+        ending = await self._wait_for_end(exited)
         grace = self.spec.kill_grace_seconds
         if ending is _Ending.EXITED:
             termination = await terminate(tree, grace, leader_running=False)
@@ -253,38 +319,23 @@ class _StepRun:
             termination = await terminate(tree, grace, leader_running=True)
             await self._reap_leader(exited)
             drain_until = self.loop.time() + DRAIN_IDLE_SECONDS
-        await self._drain(pumps, tasks, readers, drain_until)
+        await self._drain(drain_until)
         await TRACKER.collect_strays()
-        return self._result(ending, termination, pumps)
+        return self._result(ending, termination)
 
-    async def _wait_for_end(
-        self, exited: asyncio.Future[int], tasks: list[asyncio.Task[None]]
-    ) -> _Ending:
+    async def _wait_for_end(self, exited: asyncio.Future[int]) -> _Ending:
         """Until the leader exits, the deadline passes or ``cancel`` is set. Pumps that
         end early (the script closed stdout) are fine; a pump that fails raises here."""
-        cancelled = asyncio.create_task(self.cancel.wait()) if self.cancel else None
-        watched: set[asyncio.Future] = {exited, *tasks}
-        if cancelled:
-            watched.add(cancelled)
-        try:
-            while True:
-                remaining = self.deadline - self.loop.time()
-                if exited.done():
-                    return _Ending.EXITED
-                if cancelled is not None and cancelled.done():
-                    return _Ending.CANCELLED
-                if remaining <= 0:
-                    return _Ending.TIMED_OUT
-                done, _ = await asyncio.wait(
-                    watched, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    if task in tasks:
-                        task.result()  # raises what emit raised
-                        watched.discard(task)
-        finally:
-            if cancelled is not None:
-                cancelled.cancel()
+        while True:
+            remaining = self.deadline - self.loop.time()
+            if exited.done():
+                return _Ending.EXITED
+            if self.cancel is not None and self.cancel.is_set():
+                return _Ending.CANCELLED
+            if remaining <= 0:
+                return _Ending.TIMED_OUT
+            self._raise_failed_pump()
+            await self._sleep(remaining)
 
     async def _reap_leader(self, exited: asyncio.Future[int]) -> None:
         try:
@@ -292,24 +343,21 @@ class _StepRun:
         except TimeoutError:
             self.warnings.append(f"the script's process {self.process.pid} could not be killed")
 
-    async def _drain(
-        self,
-        pumps: list[OutputPump],
-        tasks: list[asyncio.Task[None]],
-        readers: list[PipeReader],
-        until: float,
-    ) -> None:
+    async def _drain(self, until: float) -> None:
         """Let the pumps read to EOF. The step's processes are gone, so a pipe that stays
         open and silent is held by a stranger: close it after DRAIN_IDLE_SECONDS, or at
         ``until`` whatever it does."""
-        pending = {task for task in tasks if not task.done()}
-        while pending:
-            done, pending = await asyncio.wait(pending, timeout=_DRAIN_CHECK_SECONDS)
-            for task in done:
-                task.result()
+        for index, reader in enumerate(self.readers):
+            if self.tasks[index] is None and not reader.closed:
+                self._start_pump(index)  # an open pipe: its pump watches it to the end
+        while True:
+            self._raise_failed_pump()
+            if all(task is None or task.done() for task in self.tasks):
+                return
+            await self._sleep(_DRAIN_CHECK_SECONDS)
             now = self.loop.time()
-            for pump, task, reader in zip(pumps, tasks, readers, strict=True):
-                if task.done() or reader.closed:
+            for pump, task, reader in zip(self.pumps, self.tasks, self.readers, strict=True):
+                if task is None or task.done() or reader.closed:
                     continue
                 idle = pump.waiting_since is not None and (
                     now - pump.waiting_since > DRAIN_IDLE_SECONDS
@@ -322,9 +370,7 @@ class _StepRun:
                     )
                     reader.close()  # the pump sees the end and flushes
 
-    def _result(
-        self, ending: _Ending, termination: Termination, pumps: list[OutputPump]
-    ) -> StepResult:
+    def _result(self, ending: _Ending, termination: Termination) -> StepResult:
         returncode = self.process.returncode
         exit_code = returncode if returncode is not None else -signal.SIGKILL
         error_message = ""
@@ -356,8 +402,8 @@ class _StepRun:
         return self._finish(
             status,
             exit_code,
-            stdout=pumps[0].capture.result(),
-            stderr=pumps[1].capture.result(),
+            stdout=self.pumps[0].capture.result(),
+            stderr=self.pumps[1].capture.result(),
             variables=variables,
             error_message=error_message,
             warnings=self.warnings + variable_warnings,

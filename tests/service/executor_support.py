@@ -165,3 +165,16 @@ async def open_executor(library, tmp_path: Path, socket_dir: Path, *,
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def workspaces_left(state_dir: Path) -> list[list[str]]:
+    """What each workspace under the state dir holds besides an empty output file: a
+    list of empty lists when every step left its workspace clean (kept for reuse)."""
+    found = []
+    for directory in sorted((state_dir / "work").iterdir()):
+        output = directory / "hookshelf-output"
+        extra = sorted(p.name for p in directory.iterdir() if p.name != "hookshelf-output")
+        if not output.is_file() or output.stat().st_size:
+            extra.append("hookshelf-output (not an empty file)")
+        found.append(extra)
+    return found

@@ -1,17 +1,19 @@
-"""Steps made ready while the step before them runs: content and workspace."""
+"""Steps made ready while the step before them runs: content, script and workspace."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from executor_service.content_cache import ContentCache, digest_of
 from executor_service.prepared_steps import PreparedStep
+from executor_service.runner.workspace import OUTPUT_FILE_NAME, WorkspacePool
 from shared.errors import Unavailable
 
 
 async def test_a_prepared_step_that_failed_is_tried_again_at_its_turn(tmp_path: Path) -> None:
     """Made ready ahead (prepared_steps.py): a failed fetch is not the step's fate, and
-    a preparation that is dropped leaves no workspace."""
+    a preparation that is dropped gives its workspace back."""
     content = b"#!/bin/sh\nexit 0\n"
     answers: list[bytes | Exception] = [Unavailable("library away"), content]
 
@@ -22,13 +24,37 @@ async def test_a_prepared_step_that_failed_is_tried_again_at_its_turn(tmp_path: 
         return answer
 
     cache = ContentCache(tmp_path / "state", fetch)
-    work = tmp_path / "work"
-    prepared = PreparedStep(cache, work, 0, "hook", digest_of(content))
-    got, workspace = await prepared.take()
-    assert got == content and answers == []
-    assert workspace.script.read_bytes() == content and workspace.output_file.exists()
-    workspace.remove()
+    pool = WorkspacePool(tmp_path / "work")
+    prepared = PreparedStep(cache, pool, 0, "my hook", digest_of(content))
+    ready = await prepared.take()
+    assert ready.content == content and answers == []
+    # Exec'd through a link named after the script, to the verified cache file.
+    assert ready.script.name == "my_hook" and ready.script.is_symlink()
+    assert ready.script.read_bytes() == content and os.access(ready.script, os.X_OK)
+    assert os.listdir(ready.workspace.directory) == [OUTPUT_FILE_NAME]
+    pool.give_back(ready.workspace)
 
-    dropped = PreparedStep(cache, work, 1, "hook", digest_of(content))
+    dropped = PreparedStep(cache, pool, 1, "my hook", digest_of(content))
     await dropped.drop()
-    assert list(work.iterdir()) == []
+    # The one workspace went back to the pool twice, clean: it is all there is.
+    assert [entry.name for entry in (tmp_path / "work").iterdir()] == [
+        ready.workspace.directory.name
+    ]
+
+
+async def test_a_link_replaced_by_a_file_is_made_again(tmp_path: Path) -> None:
+    """A hook can replace the link it was run by ($0): the next run must still exec the
+    verified cache file, not what the hook left there."""
+    content = b"#!/bin/sh\necho genuine\n"
+
+    async def fetch(digest: str) -> bytes:
+        return content
+
+    cache = ContentCache(tmp_path / "state", fetch)
+    digest = digest_of(content)
+    await cache.get(digest)
+    link = cache.runnable(digest, "hook")
+    link.unlink()
+    link.write_bytes(b"#!/bin/sh\necho forged\n")
+    again = cache.runnable(digest, "hook")
+    assert again == link and link.is_symlink() and link.read_bytes() == content

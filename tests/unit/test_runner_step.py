@@ -141,6 +141,7 @@ async def test_environment_is_built_from_scratch(
         "LANG": "C.UTF-8",
         "HOME": cwd,
         "HOOKSHELF_OUTPUT": f"{cwd}/hookshelf-output",
+        "HOOKSHELF_EXECUTION_ID": "exec-1",
         "HOOKSHELF_RUN_ID": "run-1",
         "HOOKSHELF_HOOK_TYPE": "PRE",
         "FROM_ORCHESTRATOR": "yes",

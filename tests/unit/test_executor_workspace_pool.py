@@ -1,0 +1,67 @@
+"""Workspaces are reused only when their step left them exactly as it found them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from executor_service.runner.workspace import OUTPUT_FILE_NAME, Workspace, WorkspacePool
+
+
+def _leave_a_file(ws: Workspace) -> None:
+    (ws.directory / "dump.sql").write_text("data")
+
+
+def _hard_link_the_output(ws: Workspace) -> None:
+    os.link(ws.output_file, ws.directory.parent / "stolen")
+
+
+@pytest.mark.parametrize(
+    "what_the_step_did",
+    [
+        _leave_a_file,
+        lambda ws: (ws.directory / ".cache").mkdir(),
+        lambda ws: os.chmod(ws.directory, 0o755),
+        lambda ws: os.chmod(ws.output_file, 0o644),
+        lambda ws: ws.output_file.unlink(),
+        lambda ws: (ws.output_file.unlink(), ws.output_file.symlink_to("/etc/hostname")),
+        lambda ws: (ws.output_file.unlink(), ws.output_file.mkdir()),
+        _hard_link_the_output,
+    ],
+)
+def test_a_workspace_left_changed_is_removed_not_reused(
+    tmp_path: Path, what_the_step_did: Callable[[Workspace], object]
+) -> None:
+    pool = WorkspacePool(tmp_path / "work")
+    first = pool.take()
+    what_the_step_did(first)
+    pool.give_back(first)
+    assert not first.directory.exists()
+    second = pool.take()
+    assert second.directory != first.directory
+    assert os.listdir(second.directory) == [OUTPUT_FILE_NAME]
+
+
+def test_a_clean_workspace_is_reused_with_its_output_emptied(tmp_path: Path) -> None:
+    pool = WorkspacePool(tmp_path / "work")
+    first = pool.take()
+    first.output_file.write_text("TOKEN=secret\n")
+    pool.give_back(first)
+    second = pool.take()
+    assert second == first
+    assert second.output_file.read_bytes() == b""
+    assert oct(second.directory.stat().st_mode & 0o777) == "0o700"
+    assert oct(second.output_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_pool_keeps_a_bounded_number(tmp_path: Path) -> None:
+    pool = WorkspacePool(tmp_path / "work", size=2)
+    taken = [pool.take() for _ in range(4)]
+    for workspace in taken:
+        pool.give_back(workspace)
+    assert len(list((tmp_path / "work").iterdir())) == 2
+    pool.clear()
+    assert list((tmp_path / "work").iterdir()) == []

@@ -15,9 +15,10 @@ gained a parameter after it was assigned) or holds a secret the key cannot decry
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.domain import parameters, secrets
@@ -155,9 +156,11 @@ def plan_step(
     script: models.Script,
     assignment: models.Assignment,
     cipher: secrets.SecretCipher | None = None,
+    content: str = "",
 ) -> PlanStep:
-    """One resolved step. ParameterValueRequired (FAILED_PRECONDITION) when a required
-    parameter has no value; SecretUndecryptable when a secret cannot be decrypted."""
+    """One resolved step, carrying ``content`` (the script's, when the plan carries it).
+    ParameterValueRequired (FAILED_PRECONDITION) when a required parameter has no value;
+    SecretUndecryptable when a secret cannot be decrypted."""
     missing = missing_required(script, assignment.parameter_values or {})
     if missing:
         raise required_error(script, missing, assignment.id)
@@ -173,7 +176,45 @@ def plan_step(
         execution_order=assignment.execution_order,
         parameter_values=values,
         secret_parameter_names=secret_parameter_names(script, values, assignment.parameter_values),
+        content=content,
     )
+
+
+class _ChainAssignment(NamedTuple):
+    """The columns of an assignment a plan reads (the attributes plan_step uses)."""
+
+    id: str
+    hook_type: int
+    execution_order: int
+    custom_timeout_seconds: int | None
+    custom_run_on: int | None
+    on_error: int | None
+    parameter_values: dict[str, str]
+
+
+class _ChainScript(NamedTuple):
+    """The columns of a script a plan reads (the attributes plan_step uses)."""
+
+    id: str
+    name: str
+    current_digest: str
+    default_timeout_seconds: int
+    default_run_on: int
+    parameters: list[dict[str, Any]]
+
+
+# The tables, not the mapped classes: the rows come back as plain tuples.
+_A, _S, _C = (
+    models.Assignment.__table__.c,
+    models.Script.__table__.c,
+    models.ScriptContent.__table__.c,
+)
+_CHAIN_COLUMNS = (
+    *(_A[name] for name in _ChainAssignment._fields),
+    *(_S[name] for name in _ChainScript._fields),
+)
+_ASSIGNMENT_END = len(_ChainAssignment._fields)
+_SCRIPT_END = len(_CHAIN_COLUMNS)
 
 
 async def resolve_plan(
@@ -208,18 +249,32 @@ async def resolve_plan(
         )
     problems.raise_if_any()
 
-    A, S = models.Assignment, models.Script
-    rows = await session.execute(
-        select(A, S)
-        .join(S, S.id == A.script_id)
-        .where(A.repository_id == repository_id, A.hook_type == hook_type, A.enabled.is_(True))
-        .order_by(A.execution_order, A.id)
+    # One query, columns rather than ORM objects (a plan is read once and thrown away).
+    # With a content budget, the same query carries the content of the steps that fit:
+    # the running total of sizes in plan order is within the budget exactly for the
+    # first steps that fit (sizes are never negative), as in "as many as fit, in
+    # order"; the steps after the first that does not fit carry none.
+    order = (_A.execution_order, _A.id)
+    query = select(*_CHAIN_COLUMNS).join_from(
+        models.Assignment.__table__, models.Script.__table__, _S.id == _A.script_id
     )
+    if inline_content_max_bytes:
+        carried = func.sum(_C.size_bytes).over(order_by=order, rows=(None, 0))
+        query = query.add_columns(
+            case((carried <= inline_content_max_bytes, _C.content), else_=None)
+        ).join(models.ScriptContent.__table__, _C.digest == _S.current_digest)
+    query = query.where(
+        _A.repository_id == repository_id, _A.hook_type == hook_type, _A.enabled.is_(True)
+    ).order_by(*order)
+    rows = (await session.execute(query)).all()
     steps: list[PlanStep] = []
     missing: list[ParameterValueRequired] = []
-    for assignment, script in rows.tuples():
+    for row in rows:
+        assignment = _ChainAssignment._make(row[:_ASSIGNMENT_END])
+        script = _ChainScript._make(row[_ASSIGNMENT_END:_SCRIPT_END])
+        content = (row[_SCRIPT_END] or "") if inline_content_max_bytes else ""
         try:
-            steps.append(plan_step(script, assignment, cipher))
+            steps.append(plan_step(script, assignment, cipher, content))  # type: ignore[arg-type]
         except ParameterValueRequired as error:
             missing.append(error)
     if len(missing) == 1:
@@ -234,36 +289,4 @@ async def resolve_plan(
                 ),
             },
         )
-    if inline_content_max_bytes and steps:
-        return await _with_contents(session, steps, inline_content_max_bytes)
     return steps
-
-
-async def _with_contents(
-    session: AsyncSession, steps: list[PlanStep], max_bytes: int
-) -> list[PlanStep]:
-    """The first steps with their contents, as many as fit in max_bytes (in plan order:
-    those run soonest). A script used twice is carried twice: each step stands alone."""
-    C = models.ScriptContent
-    digests = {step.digest for step in steps}
-    sizes = dict(
-        (await session.execute(select(C.digest, C.size_bytes).where(C.digest.in_(digests))))
-        .tuples()
-        .all()
-    )
-    fitting, used = 0, 0
-    for step in steps:
-        if used + sizes[step.digest] > max_bytes:
-            break
-        used += sizes[step.digest]
-        fitting += 1
-    if not fitting:
-        return steps
-    wanted = {step.digest for step in steps[:fitting]}
-    contents = dict(
-        (await session.execute(select(C.digest, C.content).where(C.digest.in_(wanted))))
-        .tuples()
-        .all()
-    )
-    carrying = [replace(step, content=contents[step.digest]) for step in steps[:fitting]]
-    return carrying + steps[fitting:]

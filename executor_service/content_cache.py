@@ -7,8 +7,8 @@ GetScriptContent or the content a plan carries; inline content (TestScript,
 RunInlineHooks) is put in directly.
 
 A step execs its script from here, through ``runnable``: a symlink named after the script
-(``cache/run/<hex>/<name>``, so ``ps`` and the shell's error messages name the hook) to
-the cache file, which is mode 0500. No copy is written per step (see workspace.py for
+(``cache/run/<name>.<hex[:16]>``, so ``ps`` and the shell's error messages name the hook)
+to the cache file, which is mode 0500. No copy is written per step (see workspace.py for
 what file-system updates cost); the content is verified just before, as ever.
 
 Content a plan carries for a chain that runs now (``fill`` without ``durable``) is held in
@@ -26,6 +26,7 @@ a torn or missing file fails verification and is fetched again when next needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
@@ -119,20 +120,24 @@ class ContentCache:
 
     def runnable(self, digest: str, script_name: str) -> Path:
         """The path to exec the cached content of ``digest`` by (after ``get``, which
-        verifies it): a symlink named after the script. Made once per digest and name,
-        and made again if anything else is found in its place."""
+        verifies it): a symlink named after the script, ``run/<name>.<hex[:16]>``, made
+        once per name and digest (one file-system update on a cold cache: no directory
+        per digest) and made again if anything else is found in its place."""
         cached = self._path(digest)
-        target = f"../../sha256/{cached.name}"
-        link = self.runnables / cached.name / safe_file_name(script_name, "hook")
+        target = f"../sha256/{cached.name}"
+        link = self.runnables / f"{safe_file_name(script_name, 'hook')}.{cached.name[:16]}"
         try:
-            if os.readlink(link) == target:
-                return link
-        except OSError:  # missing, or not a link
-            pass
-        link.parent.mkdir(parents=True, exist_ok=True)
-        temp = link.with_name(f".{link.name}.{os.getpid()}.{next(_temp_names)}.tmp")
-        os.symlink(target, temp)
-        os.replace(temp, link)
+            os.symlink(target, link)
+        except FileNotFoundError:  # the first link of this cache
+            self.runnables.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, link)
+        except FileExistsError:
+            with contextlib.suppress(OSError):  # not a link: replaced below
+                if os.readlink(link) == target:
+                    return link
+            temp = link.with_name(f".{link.name}.{os.getpid()}.{next(_temp_names)}.tmp")
+            os.symlink(target, temp)
+            os.replace(temp, link)
         if not os.stat(cached).st_mode & 0o100:
             os.chmod(cached, 0o500)  # written by an executor that did not exec from here
         return link

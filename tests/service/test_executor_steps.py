@@ -208,7 +208,7 @@ async def test_each_step_gets_a_clean_workspace_and_its_own_pinned_script(execut
     does to its own file never reaches a later run."""
     repo = unique("repo")
     look = (
-        'echo "$HOOKSHELF_SCRIPT_NAME $(basename "$0") [$(ls -A | tr "\\n" " ")]'
+        'echo "$HOOKSHELF_SCRIPT_NAME $(basename "$0" | cut -d. -f1) [$(ls -A | tr "\\n" " ")]'
         '[$(cat "$HOOKSHELF_OUTPUT")]" >> "$MARKS"\n'
     )
     await executor.hook(

@@ -25,6 +25,9 @@ def is_sqlite(url: str) -> bool:
 # settings and type introspection for asyncpg).
 POOL_SIZE = 20
 MAX_OVERFLOW = 20
+# Execution option naming how a SQLite transaction begins: "IMMEDIATE" (the default) or
+# "DEFERRED" (read-only sessions).
+SQLITE_BEGIN_OPTION = "hookshelf_sqlite_begin"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -46,6 +49,19 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            # The driver would BEGIN only before the first INSERT/UPDATE/DELETE, leaving a
+            # transaction's reads outside it: two updates with the same etag both passed
+            # the check and the first was lost. BEGIN is ours instead (_sqlite_begin).
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
+            # IMMEDIATE takes the write lock at the start, so a read-check-write sequence
+            # (etags, unique names, "SELECT ... FOR UPDATE", which SQLite ignores) cannot
+            # interleave with another writer's; in WAL mode readers are not blocked.
+            # Read-only sessions (Database.reading) ask for DEFERRED: one snapshot, no lock.
+            mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     # asyncpg prepares statements; after a few runs PostgreSQL may switch to a generic plan
@@ -70,9 +86,13 @@ class Database:
         # Reads on PostgreSQL run without BEGIN and COMMIT: under READ COMMITTED each
         # statement takes its own snapshot inside a transaction too, so the transaction
         # adds nothing to a read but two round trips. SQLite keeps its transaction: there
-        # it is what holds one snapshot across a read's statements, and costs no trip.
+        # it is what holds one snapshot across a read's statements, and costs no trip; it
+        # is DEFERRED, so it takes no write lock.
         self._reading = (
-            self._sessions
+            async_sessionmaker(
+                self.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}),
+                expire_on_commit=False,
+            )
             if self.is_sqlite
             else async_sessionmaker(
                 self.engine.execution_options(isolation_level="AUTOCOMMIT"),

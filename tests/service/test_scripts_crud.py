@@ -272,3 +272,27 @@ async def test_concurrent_writes_neither_fail_nor_lose_versions(library) -> None
     assert sorted(results[8:]) == ["ALREADY_EXISTS"] * 3 + ["OK"]
     assert len({script.id for script in retried}) == 1
     assert [v.number for v in await versions(library, made.id)] == list(range(9, 0, -1))
+
+
+async def test_of_updates_racing_with_the_same_etag_exactly_one_wins(library) -> None:
+    """On SQLite the driver used to open a transaction only at the first write, so the
+    etag was checked outside it: all eight updates passed and seven were lost."""
+    for _ in range(3):
+        made = await create(library, content="echo 0")
+
+        async def outcome(call) -> str:
+            try:
+                await call
+            except grpc.aio.AioRpcError as error:
+                return error.code().name
+            return "OK"
+
+        results = await asyncio.gather(
+            *(
+                outcome(update_call(library, made.id, ["content"], etag=made.etag,
+                                    content=f"echo {n}"))
+                for n in range(1, 9)
+            )
+        )
+        assert sorted(results) == ["ABORTED"] * 7 + ["OK"]
+        assert [v.number for v in await versions(library, made.id)] == [2, 1]

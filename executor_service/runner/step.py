@@ -173,6 +173,7 @@ class _StepRun:
         self.pumps: list[OutputPump] = []
         self.tasks: list[asyncio.Task[None] | None] = [None, None]  # the pumps', once started
         self._wake: asyncio.Future[None] | None = None
+        self._pumping = True  # pumps may start (not once the step is ending abnormally)
 
     async def run(self) -> StepResult:
         self.started_at = datetime.now(UTC)
@@ -229,6 +230,7 @@ class _StepRun:
             return await self._supervise(tree)
         except BaseException:
             # Cancelled, emit failed, or a bug: whatever it is, no process outlives the step.
+            self._pumping = False  # output arriving from now on is not sent
             for task in self.tasks:
                 if task is not None:
                     task.cancel()
@@ -241,6 +243,7 @@ class _StepRun:
             await asyncio.gather(*filter(None, self.tasks), return_exceptions=True)
             raise
         finally:
+            self._pumping = False
             stop_listening()
             poller.stop()
             TRACKER.untrack(tree)
@@ -290,6 +293,8 @@ class _StepRun:
         self._wake_up()
 
     def _start_pump(self, index: int) -> None:
+        if not self._pumping:
+            return
         task = self.loop.create_task(self.pumps[index].run())
         task.add_done_callback(self._wake_up)
         self.tasks[index] = task

@@ -247,3 +247,20 @@ async def test_pipe_held_open_by_an_unfound_process_does_not_hang(
     finally:
         for process in survivors(tag):
             process.kill()
+
+
+async def test_output_after_the_step_was_cancelled_is_not_sent(work_root: Path) -> None:
+    """Pumps start when output first arrives (step.py): one must not start, and emit, for
+    what a dying step writes during its grace once the step's task was cancelled."""
+    collector = Collector()
+    script = (
+        "trap 'while true; do echo dying >&2; sleep 0.02; done' TERM\n"
+        "echo ready\nsleep 100 &\nwait\n"
+    )
+    task = asyncio.create_task(run_step(spec(script, grace=1), collector, work_root=work_root))
+    await asyncio.wait_for(collector.ready.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.3)
+    assert collector.data == b"ready\n"

@@ -201,7 +201,9 @@ class ScriptMirror:
         renames and deletions made by other replicas."""
         S = models.Script
         self.root.mkdir(parents=True, exist_ok=True)  # in case someone removed it
-        async with self.database.transaction() as session:
+        # Read-only: it must not queue behind a writer for the write lock (on SQLite a
+        # unit of work begins IMMEDIATE), nor hold up shutdown while one writes.
+        async with self.database.reading() as session:
             rows = [
                 _Target(*row)
                 for row in await session.execute(select(S.id, S.slug, S.current_digest))
@@ -248,7 +250,7 @@ class ScriptMirror:
     async def refresh(self, *, script_id: str = "", name: str = "") -> None:
         """Imports an edit of one script's file before the script is read or changed."""
         if not script_id:
-            async with self.database.transaction() as session:
+            async with self.database.reading() as session:
                 found = await session.scalar(
                     select(models.Script.id).where(models.Script.name == name)
                 )

@@ -112,7 +112,8 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only (GetScript, ListScripts): never write through it."""
+        """A session for reads only (GetScript, ListScripts, the mirror's scan): never
+        write through it. On SQLite it takes no write lock (BEGIN DEFERRED)."""
         async with self._reading() as session, session.begin():
             yield session
 

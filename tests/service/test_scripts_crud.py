@@ -252,15 +252,17 @@ async def test_list_leaves_content_out_but_gives_the_digest(library) -> None:
     assert listed.scripts[0].content == ""
 
 
+async def outcome(call) -> str:
+    """A call's status code name, "OK" when it succeeded."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error.code().name
+    return "OK"
+
+
 async def test_concurrent_writes_neither_fail_nor_lose_versions(library) -> None:
     made = await create(library, content="echo 0")
-
-    async def outcome(call) -> str:
-        try:
-            await call
-        except grpc.aio.AioRpcError as error:
-            return error.code().name
-        return "OK"
 
     updates = [update(library, made.id, ["content"], content=f"echo {n}") for n in range(1, 9)]
     same_name = [create(library, "contested") for _ in range(4)]
@@ -279,13 +281,6 @@ async def test_of_updates_racing_with_the_same_etag_exactly_one_wins(library) ->
     etag was checked outside it: all eight updates passed and seven were lost."""
     for _ in range(3):
         made = await create(library, content="echo 0")
-
-        async def outcome(call) -> str:
-            try:
-                await call
-            except grpc.aio.AioRpcError as error:
-                return error.code().name
-            return "OK"
 
         results = await asyncio.gather(
             *(

@@ -1,19 +1,21 @@
 """A local content-addressed cache of script content: ``<state_dir>/cache/sha256/<hex>``.
 
 Every step runs pinned content named by its digest (``sha256:<hex>``). The bytes are
-verified when the cache is filled and again each time they are read for a run, so a
-corrupted or edited cache file is refetched, never run. Filled from the library's
+verified when the cache is filled and again each time they are read from disk for a run,
+so a corrupted or edited cache file is refetched, never run (bytes held in memory are
+verified once, when they are held: nothing can edit them). Filled from the library's
 GetScriptContent or the content a plan carries; inline content (TestScript,
 RunInlineHooks) is put in directly.
 
-A step execs its script from here, through ``runnable``: a symlink named after the script
-(``cache/run/<name>.<hex[:16]>``, so ``ps`` and the shell's error messages name the hook)
-to the cache file, which is mode 0500. No copy is written per step (see workspace.py for
-what file-system updates cost); the content is verified just before, as ever.
+A step's script is written from the verified bytes ``get`` returns into its workspace's
+script slot (workspace.py), never exec'd from here.
 
 Content a plan carries for a chain that runs now (``fill`` without ``durable``) is held in
-memory and written when its step is made ready, while the step before it runs: a
-cold chain of many scripts then starts without first writing them all.
+memory, verified, and never written here: a file costs a new inode, which on a journalling
+file system can cost as much CPU as a trivial hook's whole run (see workspace.py). What is
+held is kept, most recently used last, up to HELD_BYTES: chains of other runs that carry
+the same script find it there too, and beyond that bound the least recently used goes
+(fetched again from the library, and then cached on disk, if a step still needs it).
 
 Durability: a file is always written atomically (temp file, rename), so a reader sees
 the whole script or none. It is fsynced only when a promise needs it to outlive a power
@@ -26,7 +28,6 @@ a torn or missing file fails verification and is fetched again when next needed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
 import os
@@ -36,15 +37,14 @@ from pathlib import Path
 
 import structlog
 
-from executor_service.runner.workspace import safe_file_name
 from shared.errors import HookshelfError, NotFound
 
 log = structlog.get_logger("hookshelf.executor.cache")
 
 _temp_names = itertools.count()  # unique temp files, whichever thread writes
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
-# Carried content held in memory until its step is made ready; beyond this the oldest is
-# dropped (and fetched from the library if its step comes).
+# Carried content held in memory; beyond this the least recently used is dropped (and
+# fetched from the library if a step still needs it).
 HELD_BYTES = 64 * 1024 * 1024
 
 # Fetches the bytes of a digest from the library (raises NotFound / Unavailable).
@@ -66,7 +66,6 @@ class ContentCache:
 
     def __init__(self, root: Path, fetch: Fetch) -> None:
         self.root = root / "cache" / "sha256"
-        self.runnables = root / "cache" / "run"
         self._fetch = fetch
         self._filling: dict[str, asyncio.Lock] = {}
         self._held: dict[str, bytes] = {}  # oldest first
@@ -91,7 +90,7 @@ class ContentCache:
     async def fill(self, digest: str, content: bytes, *, durable: bool = False) -> bool:
         """Cache content the library sent along (with a plan) instead of fetching it.
         False, and nothing stored, when it does not match its digest. ``durable``: on
-        disk for good before this returns; otherwise held in memory until ``get``."""
+        disk for good before this returns; otherwise held in memory (not written)."""
         path = self._path(digest)
         if digest_of(content) != digest:
             log.warning("cache.sent_content_does_not_match", digest=digest)
@@ -106,41 +105,18 @@ class ContentCache:
 
     def _hold(self, digest: str, content: bytes) -> None:
         if digest in self._held:
+            self._held[digest] = self._held.pop(digest)  # most recently used: last
             return
         self._held[digest] = content
         self._held_bytes += len(content)
         while self._held_bytes > HELD_BYTES:
             self._held_bytes -= len(self._held.pop(next(iter(self._held))))
 
-    def _take_held(self, digest: str) -> bytes | None:
-        content = self._held.pop(digest, None)
+    def _held_copy(self, digest: str) -> bytes | None:
+        content = self._held.get(digest)
         if content is not None:
-            self._held_bytes -= len(content)
+            self._held[digest] = self._held.pop(digest)  # most recently used: last
         return content
-
-    def runnable(self, digest: str, script_name: str) -> Path:
-        """The path to exec the cached content of ``digest`` by (after ``get``, which
-        verifies it): a symlink named after the script, ``run/<name>.<hex[:16]>``, made
-        once per name and digest (one file-system update on a cold cache: no directory
-        per digest) and made again if anything else is found in its place."""
-        cached = self._path(digest)
-        target = f"../sha256/{cached.name}"
-        link = self.runnables / f"{safe_file_name(script_name, 'hook')}.{cached.name[:16]}"
-        try:
-            os.symlink(target, link)
-        except FileNotFoundError:  # the first link of this cache
-            self.runnables.mkdir(parents=True, exist_ok=True)
-            os.symlink(target, link)
-        except FileExistsError:
-            with contextlib.suppress(OSError):  # not a link: replaced below
-                if os.readlink(link) == target:
-                    return link
-            temp = link.with_name(f".{link.name}.{os.getpid()}.{next(_temp_names)}.tmp")
-            os.symlink(target, temp)
-            os.replace(temp, link)
-        if not os.stat(cached).st_mode & 0o100:
-            os.chmod(cached, 0o500)  # written by an executor that did not exec from here
-        return link
 
     async def ensure(self, digest: str, *, durable: bool = False) -> None:
         """Make sure the digest is cached, fetching it when it is not (prefetch at
@@ -155,9 +131,12 @@ class ContentCache:
         the library cannot be reached.
         """
         path = self._path(digest)
+        if not durable:
+            held = self._held_copy(digest)  # verified when it was held
+            if held is not None:
+                return held
         cached = self._read_verified(path, digest)
         if cached is not None:
-            self._take_held(digest)
             if durable:
                 # Cached, but perhaps written without a sync (by a pre plan, or a process
                 # before a restart). A clean file's fsync costs next to nothing.
@@ -170,7 +149,7 @@ class ContentCache:
                 if durable:
                     await asyncio.to_thread(_sync_file, path)
                 return cached
-            content = self._take_held(digest)  # verified when it was held
+            content = self._held_copy(digest)  # verified when it was held
             if content is None:
                 content = await self._fetch_verified(digest)
             # In a thread: the file system's metadata updates (and the fsync) do not hold
@@ -207,8 +186,8 @@ class ContentCache:
         fsyncs the bytes before the rename, so the name never points at unsynced data."""
         self.root.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
-        # r-x: steps exec it (through ``runnable``); nobody writes it in place.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o500)
+        # Read-only: nobody writes a cache file in place (steps run copies of it).
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
         with open(fd, "wb") as file:
             file.write(content)
             file.flush()

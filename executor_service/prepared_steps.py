@@ -1,11 +1,11 @@
-"""Getting a step ready while the step before it runs: its verified content, the path
-to exec it by and a fresh working directory.
+"""Getting a step ready while the step before it runs: its verified content, a fresh
+working directory and its script written into that workspace's script slot.
 
-On a cold cache that means writing the script and its link (content_cache.py), and a new
-workspace when the pool has none: file-system metadata updates that take a few tenths of
-a millisecond each on a journalling file system, as long as a trivial hook's whole run.
-Done while the previous step's process runs (the preparation is a task: it runs when the
-chain waits for that process), they leave the chain's path. Nothing about the step is
+That may mean fetching the content (content_cache.py), making a new workspace when the
+pool has none, and always writing the script (workspace.py): file-system work of up to a
+few tenths of a millisecond, as long as a trivial hook's whole run. Done while the
+previous step's process runs (the preparation is a task: it runs when the chain waits for
+that process), it leaves the chain's path. Nothing about the step is
 decided or journaled here: whether it runs is still decided when its turn comes, and the
 workspace of a preparation that is not used (the chain stopped, or was cancelled) goes
 back to the pool when it completes. Workspaces left by an executor killed meanwhile are
@@ -26,7 +26,7 @@ from executor_service.runner.workspace import Workspace, WorkspacePool
 @dataclass(frozen=True)
 class ReadyStep:
     content: bytes  # verified against the step's digest
-    script: Path  # to exec: holds exactly ``content``
+    script: Path  # to exec: holds exactly ``content``, in the workspace's script slot
     workspace: Workspace  # fresh, to give back to the pool when the step is over
 
 
@@ -48,8 +48,13 @@ class PreparedStep:
         # In the loop's thread, not a worker's: the loop is mostly waiting for the previous
         # step's process by now, and a thread hop per step cost more CPU than the
         # file-system calls themselves (measured: ~2 ms of worker CPU per step).
-        script = self._cache.runnable(self._digest, self._script_name)
-        return ReadyStep(content, script, self._pool.take())
+        workspace = self._pool.take()
+        try:
+            script = workspace.install_script(self._script_name, content)
+        except BaseException:
+            self._pool.give_back(workspace)
+            raise
+        return ReadyStep(content, script, workspace)
 
     async def take(self) -> ReadyStep:
         """The step made ready; the caller now owns its workspace (and gives it back).

@@ -1,8 +1,8 @@
 """Running one step — one hook script — as a child process, to its end, whatever happens.
 
-``run_step`` writes the script into a fresh working directory, starts it in its own session
-with an environment built from scratch and stdin from /dev/null, streams its output while it
-runs, and returns a ``StepResult``. A step that fails, cannot start, times out or is
+``run_step`` writes the script into the script slot of a fresh working directory, starts it
+in its own session with an environment built from scratch and stdin from /dev/null, streams
+its output while it runs, and returns a ``StepResult``. A step that fails, cannot start, times out or is
 cancelled through ``cancel`` is a result, not an exception.
 
 Decisions (see also the docstrings of the modules this one uses):
@@ -64,7 +64,7 @@ from executor_service.runner.process_tree import (
     kill_now,
     terminate,
 )
-from executor_service.runner.workspace import Workspace, create_workspace, write_script
+from executor_service.runner.workspace import Workspace, create_workspace
 from executor_service.subreaper import become_subreaper
 from shared.stubs import executor_pb2, library_pb2
 
@@ -136,15 +136,16 @@ async def run_step(
 
     ``workspace``: a fresh one (``WorkspacePool.take``) that stays the caller's, to give
     back once this returns; without it, one is made under ``work_root`` and removed.
-    ``script``: a file holding exactly ``spec.content`` to exec (the content cache's
-    runnable path); without it, the content is written into the workspace."""
+    ``script``: the file holding exactly ``spec.content`` to exec (installed in the
+    workspace's script slot ahead, `Workspace.install_script`); without it, the content
+    is installed here."""
     become_subreaper()  # idempotent; without it, orphans of the step escape to init
     own = workspace is None
     if workspace is None:
         workspace = create_workspace(work_root)
     try:
         if script is None:
-            script = write_script(workspace, spec.script_name, spec.content)
+            script = workspace.install_script(spec.script_name, spec.content)
         return await _StepRun(spec, emit, workspace, script, cancel).run()
     finally:
         if own:

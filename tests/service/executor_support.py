@@ -168,13 +168,20 @@ def unique(prefix: str) -> str:
 
 
 def workspaces_left(state_dir: Path) -> list[list[str]]:
-    """What each workspace under the state dir holds besides an empty output file: a
-    list of empty lists when every step left its workspace clean (kept for reuse)."""
+    """What each workspace under the state dir holds besides an empty output file (and,
+    in its script slot, one script): a list of empty lists when every step left its
+    workspace clean (kept for reuse)."""
     found = []
     for directory in sorted((state_dir / "work").iterdir()):
+        if directory.name.endswith(".hook"):
+            continue  # a script slot: looked at with its workspace
         output = directory / "hookshelf-output"
         extra = sorted(p.name for p in directory.iterdir() if p.name != "hookshelf-output")
         if not output.is_file() or output.stat().st_size:
             extra.append("hookshelf-output (not an empty file)")
+        slot = directory.with_name(directory.name + ".hook")
+        scripts = list(slot.iterdir()) if slot.is_dir() else []
+        if len(scripts) > 1 or not all(p.is_file() for p in scripts):
+            extra.append(f"script slot {sorted(p.name for p in scripts)}")
         found.append(extra)
     return found

@@ -203,9 +203,9 @@ async def test_a_cold_cache_is_filled_from_the_plans_without_a_fetch(
 
 
 async def test_each_step_gets_a_clean_workspace_and_its_own_pinned_script(executor) -> None:
-    """Workspaces are reused and scripts exec'd from the cache (workspace.py,
-    content_cache.py): still, a step sees nothing an earlier step left, and what a hook
-    does to its own file never reaches a later run."""
+    """Workspaces are reused and scripts written over the file an earlier step ran
+    (workspace.py): still, a step sees nothing an earlier step left, and what a hook does
+    to its own file never reaches a later run."""
     repo = unique("repo")
     look = (
         'echo "$HOOKSHELF_SCRIPT_NAME $(basename "$0" | cut -d. -f1) [$(ls -A | tr "\\n" " ")]'
@@ -216,20 +216,23 @@ async def test_each_step_gets_a_clean_workspace_and_its_own_pinned_script(execut
         content=f"#!/bin/bash\n{look}echo SECRET_TOKEN=abc >> \"$HOOKSHELF_OUTPUT\"\n",
     )
     await executor.hook(
-        repo, "leaves-a-file", PRE, order=2,
-        content=f"#!/bin/bash\n{look}echo data > dump.sql\n"
-        # Appends to its own file (the cache's, through the link); mode 0500 does not stop
-        # root, verification before the next run must. One line, so this run ends first.
-        "printf 'echo forged >> \"$MARKS\"\\n' >> \"$0\"; exit 0\n",
+        repo, "leaves-a-file", PRE, order=2, content=f"#!/bin/bash\n{look}echo data > dump.sql\n"
     )
-    await executor.hook(repo, "looks", PRE, order=3, content=f"#!/bin/bash\n{look}")
+    await executor.hook(
+        repo, "edits-itself", PRE, order=3,
+        # Appends to its own file, in a workspace it otherwise leaves clean (so it is kept):
+        # the next script must be written over it. One line, so this run ends first.
+        content=f"#!/bin/bash\n{look}printf 'echo forged >> \"$MARKS\"\\n' >> \"$0\"; exit 0\n",
+    )
+    await executor.hook(repo, "looks", PRE, order=4, content=f"#!/bin/bash\n{look}")
     for _ in range(2):
         run_id = summary_of(events := await executor.begin(repo)) and events[0].run_id
-        assert summary_of(events).succeeded_count == 3
+        assert summary_of(events).succeeded_count == 4
         summary_of(await executor.end(run_id, SUCCESS))
     expected = [
         "writes-output writes-output [hookshelf-output ][]",
         "leaves-a-file leaves-a-file [hookshelf-output ][]",
+        "edits-itself edits-itself [hookshelf-output ][]",
         "looks looks [hookshelf-output ][]",
     ]
     assert executor.lines() == expected * 2

@@ -62,6 +62,47 @@ def test_the_pool_keeps_a_bounded_number(tmp_path: Path) -> None:
     taken = [pool.take() for _ in range(4)]
     for workspace in taken:
         pool.give_back(workspace)
-    assert len(list((tmp_path / "work").iterdir())) == 2
+    assert len(list((tmp_path / "work").iterdir())) == 2 * 2  # directories and script slots
     pool.clear()
     assert list((tmp_path / "work").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "what_the_step_did",
+    [
+        lambda script: script.unlink(),
+        lambda script: (script.unlink(), script.symlink_to("/etc/hostname")),
+        lambda script: os.link(script, script.parent.parent / "kept"),
+        lambda script: (script.parent / "extra").write_text("x"),
+        lambda script: os.chmod(script.parent, 0o755),
+    ],
+)
+def test_a_workspace_whose_script_slot_was_changed_is_removed_not_reused(
+    tmp_path: Path, what_the_step_did: Callable[[Path], object]
+) -> None:
+    """The script slot is checked like the directory: the next step's script is written
+    over the file in it, which must be ours alone and never a link to elsewhere."""
+    pool = WorkspacePool(tmp_path / "work")
+    first = pool.take()
+    script = first.install_script("my hook", b"#!/bin/sh\nexit 0\n")
+    what_the_step_did(script)
+    pool.give_back(first)
+    assert not first.directory.exists() and not first.script_slot.exists()
+    second = pool.take()
+    assert second is not first
+    assert second.install_script("next", b"#!/bin/sh\n").read_bytes() == b"#!/bin/sh\n"
+
+
+def test_a_script_is_never_written_through_a_link(tmp_path: Path) -> None:
+    """Even on a workspace nobody checked, installing a script never writes through a
+    link the hook put in its place: the slot starts afresh instead."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    pool = WorkspacePool(tmp_path / "work")
+    workspace = pool.take()
+    script = workspace.install_script("hook", b"#!/bin/sh\nexit 0\n")
+    script.unlink()
+    script.symlink_to(victim)
+    again = workspace.install_script("hook", b"#!/bin/sh\nexit 1\n")
+    assert victim.read_text() == "precious"
+    assert not again.is_symlink() and again.read_bytes() == b"#!/bin/sh\nexit 1\n"

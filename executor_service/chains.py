@@ -7,9 +7,10 @@ Domain only (no grpc). For each planned step, in order:
 - otherwise the attempt is journaled *before* its process starts, the content is taken
   from the verified cache, the environment is built from scratch, the runner runs it and
   streams its output, and the result and its execution record are journaled in one
-  transaction (the recorder delivers it). That transaction is synced while the chain goes
-  on to its next step; the step's finished event and its record's delivery wait for the
-  sync (`Journal.commit_step_result`).
+  transaction (the recorder delivers it) before anything else happens: together with the
+  next step's attempt when one follows (one commit per step), alone otherwise. That
+  transaction is synced while the chain goes on; the step's finished event and its
+  record's delivery wait for the sync (`Journal.commit_step_result`).
 
 Policy (DESIGN §2): exit 0 succeeds; exit 75 (SKIP_REQUESTED) in a pre chain stops it
 with verdict SKIP; any other failure follows ``on_error``: ABORT stops the chain (verdict
@@ -23,6 +24,7 @@ counts (`done`): they are not run again, but their results still drive the polic
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +174,20 @@ class ChainResult:
             self.stop, self.stop_detail = stop, detail
 
 
+@dataclass(frozen=True)
+class _StepOutcome:
+    """A step's result, not yet journaled: it goes in with the next step's attempt, or
+    alone when no step of the chain follows (`ChainRunner._journal_result`)."""
+
+    step: ChainStep
+    record: library_pb2.Execution
+    ended_at: float
+    done: bool  # False: cut short by a shutdown, run again by a resumed chain
+    outputs: dict[str, str]
+    stdout_bytes: int
+    stderr_bytes: int
+
+
 class ChainRunner:
     """Runs chains; shared by every RPC that runs hooks."""
 
@@ -219,16 +235,22 @@ class ChainRunner:
         chain_secrets = tuple(secret for step in steps for secret in step.secrets)
         # The next step to run is made ready while this one runs (prepared_steps.py).
         upcoming: PreparedStep | None = None
+        # The last step's result, journaled with the next step's attempt (or alone).
+        unjournaled: _StepOutcome | None = None
         try:
             for position, step in enumerate(steps):
                 prepared, upcoming = upcoming, None
                 previous = done.get(step.index)
                 if previous is not None:
                     # Ran before a restart: its result counts, it does not run again.
+                    await self._journal_result(ctx, unjournaled, stream)
+                    unjournaled = None
                     status, outputs = previous.status, previous.outputs
                 else:
                     skip = self._skip(ctx, step, result, control)
                     if skip is not None:
+                        await self._journal_result(ctx, unjournaled, stream)
+                        unjournaled = None
                         if prepared is not None:
                             await prepared.drop()
                         reason, detail = skip
@@ -246,13 +268,22 @@ class ChainRunner:
                     following = steps[position + 1] if position + 1 < len(steps) else None
                     if following is not None and following.index not in done:
                         upcoming = self._prepare(following)
-                    status, outputs = await self._run_step(ctx, step, stream, control, prepared)
+                    attempt = await self._note_attempt(ctx, step, prepared, stream, unjournaled)
+                    unjournaled = None  # journaled with the attempt
+                    unjournaled = await self._run_step(
+                        ctx, step, stream, control, prepared, attempt
+                    )
+                    status, outputs = unjournaled.record.status, unjournaled.outputs
                 ctx.variables.update(outputs)
                 result.outputs.update(
                     {key: redact_text(value, chain_secrets) for key, value in outputs.items()}
                 )
                 self._judge(ctx, step, status, result, control)
+            await self._journal_result(ctx, unjournaled, stream)
+            unjournaled = None
         finally:
+            if unjournaled is not None:  # cancelled (or failed) between two steps
+                await self._journal_result(ctx, unjournaled, stream)
             if upcoming is not None:
                 await upcoming.drop()
         # The last results' syncs first: the recorder's flush then finds their records.
@@ -317,16 +348,17 @@ class ChainRunner:
             self.cache, self.workspaces, step.index, step.script_name, step.digest
         )
 
-    async def _run_step(
+    async def _note_attempt(
         self,
         ctx: ChainContext,
         step: ChainStep,
-        stream: EventStream,
-        control: ChainControl,
         prepared: PreparedStep,
-    ) -> tuple[int, dict[str, str]]:
-        """One attempt: journal, run, journal the result with its record. Returns the
-        status and the output variables."""
+        stream: EventStream,
+        before: _StepOutcome | None,
+    ) -> tuple[library_pb2.Execution, float]:
+        """Journal the attempt before its process starts, with the result of the step
+        before it when that is not journaled yet (one transaction), and announce both.
+        Returns the attempt's started record and time."""
         execution_id = prepared.execution_id
         started_at = self.clock.now()
         started = records.started_record(
@@ -343,17 +375,19 @@ class ChainRunner:
             executor_id=self.executor_id,
             started_at=started_at,
         )
-        await self.journal.step_started(
-            StepRow(
-                execution_id=execution_id,
-                run_id=ctx.run_id,
-                hook_type=ctx.hook_type,
-                step_index=step.index,
-                script_name=step.script_name,
-                started_at=started_at,
-                record=started,
-            )
+        attempt = StepRow(
+            execution_id=execution_id,
+            run_id=ctx.run_id,
+            hook_type=ctx.hook_type,
+            step_index=step.index,
+            script_name=step.script_name,
+            started_at=started_at,
+            record=started,
         )
+        if before is None:
+            await self.journal.step_started(attempt)
+        else:
+            await self._journal_result(ctx, before, stream, then_started=attempt)
         # Sent once the previous step's finished event is (which waits for that result's
         # sync): the process need not wait for either.
         await stream.emit_after(
@@ -366,6 +400,21 @@ class ChainRunner:
                 hook_type=ctx.hook_type,
             ),
         )
+        return started, started_at
+
+    async def _run_step(
+        self,
+        ctx: ChainContext,
+        step: ChainStep,
+        stream: EventStream,
+        control: ChainControl,
+        prepared: PreparedStep,
+        attempt: tuple[library_pb2.Execution, float],
+    ) -> _StepOutcome:
+        """Run a noted attempt (`_note_attempt`) to its end. Returns its result, not yet
+        journaled (see `_journal_result`)."""
+        execution_id = prepared.execution_id
+        started, started_at = attempt
 
         async def emit_output(chunk: OutputChunk) -> None:
             await stream.emit_output(
@@ -431,7 +480,9 @@ class ChainRunner:
                     script=ready.script,
                 )
             finally:
-                self.workspaces.give_back(ready.workspace)
+                # Once the loop next turns, which on the way to the next step is after its
+                # process started: checking the workspace need not hold that up.
+                asyncio.get_running_loop().call_soon(self.workspaces.give_back, ready.workspace)
             ended_at = self.clock.now()
             outputs = dict(result.output_variables)
             record = records.finished_record(
@@ -455,24 +506,51 @@ class ChainRunner:
             record.status == library_pb2.EXECUTION_STATUS_CANCELLED
             and control.reason is StopReason.SHUTDOWN
         )
-        # Committed now (it survives the executor being killed), synced while the chain
-        # goes on; the finished event and the record's delivery wait for the sync.
+        return _StepOutcome(
+            step=step,
+            record=record,
+            ended_at=ended_at,
+            done=not interrupted,
+            outputs=outputs,
+            stdout_bytes=stdout_bytes,
+            stderr_bytes=stderr_bytes,
+        )
+
+    async def _journal_result(
+        self,
+        ctx: ChainContext,
+        outcome: _StepOutcome | None,
+        stream: EventStream,
+        *,
+        then_started: StepRow | None = None,
+    ) -> None:
+        """Commit a step's result with its record (and the next attempt, if given), and
+        announce it. Committed, it survives the executor being killed; it is synced while
+        the chain goes on, and the finished event and the record's delivery wait for the
+        sync."""
+        if outcome is None:
+            return
+        record, step = outcome.record, outcome.step
         synced = await self.journal.commit_step_result(
-            record, ended_at=ended_at, done=not interrupted, outputs=outputs
+            record,
+            ended_at=outcome.ended_at,
+            done=outcome.done,
+            outputs=outcome.outputs,
+            then_started=then_started,
         )
         synced.add_done_callback(lambda _: self.on_recorded())
         await stream.emit_after(
             synced,
             step_finished=executor_pb2.StepFinishedEvent(
                 step_index=step.index,
-                execution_id=execution_id,
+                execution_id=record.execution_id,
                 script_name=step.script_name,
                 status=record.status,
                 exit_code=record.exit_code,
                 duration_ms=record.duration_ms,
                 digest=step.digest,
-                stdout_bytes=stdout_bytes,
-                stderr_bytes=stderr_bytes,
+                stdout_bytes=outcome.stdout_bytes,
+                stderr_bytes=outcome.stderr_bytes,
                 error_message=record.error_message,
             ),
         )
@@ -487,4 +565,3 @@ class ChainRunner:
             exit_code=record.exit_code,
             duration_ms=record.duration_ms,
         )
-        return record.status, outputs

@@ -271,6 +271,24 @@ def _lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+_INSERT_STARTED = (
+    "INSERT INTO steps (execution_id, run_id, hook_type, step_index, script_name, "
+    "started_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _started_values(step: StepRow) -> tuple[Any, ...]:
+    return (
+        step.execution_id,
+        step.run_id,
+        step.hook_type,
+        step.step_index,
+        step.script_name,
+        step.started_at,
+        step.record.SerializeToString(),
+    )
+
+
 class WalSync:
     """fsync of the journal's write-ahead log, for commits made without one.
 
@@ -353,6 +371,11 @@ class Journal:
             def connect() -> sqlite3.Connection:
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 db.row_factory = sqlite3.Row
+                # One connection in one process ever uses it (the state dir's lock): its
+                # locks are taken once and kept, and the log's index lives in memory
+                # instead of a shared-memory file, which saves every transaction a few
+                # lock calls.
+                db.execute("PRAGMA locking_mode=EXCLUSIVE")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA foreign_keys=ON")
@@ -599,25 +622,10 @@ class Journal:
         all the same (it has no finished result). What the promise rests on — the run,
         ``pre_started``, the state changes — is synced before anything depends on it, and
         the finished results with their records before anyone is told of them
-        (`commit_step_result`).
+        (`commit_step_result`, which also notes the next attempt of a chain).
         """
-        values = (
-            step.execution_id,
-            step.run_id,
-            step.hook_type,
-            step.step_index,
-            step.script_name,
-            step.started_at,
-            step.record.SerializeToString(),
-        )
-        await self._transact(
-            lambda db: db.execute(
-                "INSERT INTO steps (execution_id, run_id, hook_type, step_index, script_name, "
-                "started_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                values,
-            ),
-            synced=False,
-        )
+        values = _started_values(step)
+        await self._transact(lambda db: db.execute(_INSERT_STARTED, values), synced=False)
 
     async def step_finished(
         self,
@@ -641,9 +649,12 @@ class Journal:
         ended_at: float,
         done: bool,
         outputs: dict[str, str] | None = None,
+        then_started: StepRow | None = None,
     ) -> asyncio.Future[None]:
         """As `step_finished`, but returns once the transaction is committed, with a
-        future that is done once it is synced.
+        future that is done once it is synced. ``then_started``: the next attempt of the
+        chain, noted in the same transaction (as `step_started` would): one commit per
+        step of a chain instead of two.
 
         Committed, the result survives the executor being killed (it is in the OS's
         cache), so the chain may go on to its next step at once while the disk catches
@@ -671,7 +682,10 @@ class Journal:
                 values,
             )
             self._queue_record(db, record.execution_id, serialized, ended_at)
+            if started is not None:
+                db.execute(_INSERT_STARTED, started)
 
+        started = None if then_started is None else _started_values(then_started)
         execution_id = record.execution_id
         self._unsynced.add(execution_id)
         try:

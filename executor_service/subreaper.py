@@ -28,11 +28,20 @@ _libc.prctl.argtypes = [
 _libc.prctl.restype = ctypes.c_int
 
 
+# The process that became one: nothing here unsets it, so one prctl per process is
+# enough (a forked child does not inherit the attribute, hence the pid).
+_became_in: int | None = None
+
+
 def become_subreaper() -> None:
     """Mark this process as a child subreaper. Idempotent; raises OSError if refused."""
+    global _became_in
+    if _became_in == os.getpid():
+        return
     if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")
+    _became_in = os.getpid()
 
 
 def is_subreaper() -> bool:

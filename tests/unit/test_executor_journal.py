@@ -107,6 +107,31 @@ async def test_a_step_result_and_its_record_are_written_together(tmp_path: Path)
         await journal.close()
 
 
+async def test_a_result_and_the_next_attempt_commit_together(tmp_path: Path) -> None:
+    """One transaction per step of a chain (chains.py): what a restart finds after it is
+    the finished step done, the next one cut short, and the record queued."""
+    journal = await Journal.open(tmp_path)
+    try:
+        await journal.create_run(_run("r1"))
+        await journal.step_started(_attempt("r1", "e1", 0))
+        done = records.finished_record(_attempt("r1", "e1", 0).record,
+                                       status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+                                       exit_code=0, ended_at=11.0, duration_ms=1000)
+        synced = await journal.commit_step_result(
+            done, ended_at=11.0, done=True, then_started=_attempt("r1", "e2", 1)
+        )
+        await synced
+    finally:
+        await journal.close()
+    journal = await Journal.open(tmp_path)  # what a restarted executor finds
+    try:
+        assert list(await journal.done_steps("r1", POST)) == [0]
+        assert [s.execution_id for s in await journal.unfinished_steps()] == ["e2"]
+        assert [r.execution_id for r in await journal.pending_records(10)] == ["e1"]
+    finally:
+        await journal.close()
+
+
 async def test_leases_expire_only_for_runs_awaiting_their_end(tmp_path: Path) -> None:
     journal = await Journal.open(tmp_path)
     try:
@@ -275,4 +300,4 @@ async def test_content_sent_with_a_plan_is_cached_only_if_it_matches(tmp_path: P
     assert not await cache.fill(digest_of(good), b"something else")
     assert not (tmp_path / "cache" / "sha256" / hashlib.sha256(good).hexdigest()).exists()
     assert await cache.fill(digest_of(good), good)
-    assert await cache.get(digest_of(good)) == good  # from disk, no fetch
+    assert await cache.get(digest_of(good)) == good  # held in memory, no fetch

@@ -24,9 +24,11 @@ from shared.stubs import executor_pb2
 
 # Events in flight per stream; at most 64 KiB each (output chunks), so ~0.5 MiB.
 QUEUE_DEPTH = 8
-# Events held back at once (`emit_after`): a step's finished event and the next step's
-# started event. One more waits, so a slow reader still slows the chain.
-HELD_BACK_DEPTH = 2
+# Events held back at once (`emit_after`): the finished events of steps whose results
+# are not synced yet, and the started events behind them. A chain of quick steps runs
+# ahead of a slow disk by this many events; one more waits, so a slow disk or a slow
+# reader still slows the chain down instead of growing memory.
+HELD_BACK_DEPTH = 16
 
 
 class _End:

@@ -322,6 +322,17 @@ class WalSync:
             self._fd = None
 
 
+def _copy_outcome(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(None)
+
+
 def _inode(path: Path) -> int | None:
     try:
         return os.stat(path).st_ino
@@ -356,6 +367,11 @@ class Journal:
         self._unsynced: set[str] = set()
         self._syncs: set[asyncio.Future[None]] = set()
         self._since_checkpoint = 0
+        # Step results committed so far, and how many of them a sync has covered: a sync
+        # covers every result committed before it began, so syncs queued behind a slow
+        # one find their result covered and skip the fsync (`_sync_log`).
+        self._results_committed = 0
+        self._results_synced = 0
 
     @classmethod
     async def open(cls, state_dir: Path) -> Journal:
@@ -699,9 +715,8 @@ class Journal:
         checkpoint = self._since_checkpoint >= _CHECKPOINT_EVERY_RESULTS
         if checkpoint:
             self._since_checkpoint = 0
-        sync = asyncio.get_running_loop().run_in_executor(
-            self._thread, self._sync_log, checkpoint
-        )
+        self._results_committed += 1
+        sync = self._sync_soon(self._results_committed, checkpoint)
         self._syncs.add(sync)
 
         def synced(_: asyncio.Future[None]) -> None:
@@ -713,11 +728,31 @@ class Journal:
         sync.add_done_callback(synced)
         return sync
 
-    def _sync_log(self, checkpoint: bool) -> None:
-        """On the journal's thread: sync the log; now and then also checkpoint it, which
-        unsynced commits never do (it would fsync inline), so the log does not grow
-        without bound through a long chain."""
-        self._wal.sync()
+    def _sync_soon(self, result: int, checkpoint: bool) -> asyncio.Future[None]:
+        """A future done once the log is synced, by a sync handed to the journal's thread
+        when the loop next turns, not now: waking that thread (which then wants the GIL)
+        would hold up what the caller does next, typically starting the next step's
+        process, which need not wait for the sync."""
+        loop = asyncio.get_running_loop()
+        sync: asyncio.Future[None] = loop.create_future()
+
+        def start() -> None:
+            job = loop.run_in_executor(self._thread, self._sync_log, result, checkpoint)
+            job.add_done_callback(lambda done: _copy_outcome(done, sync))
+
+        loop.call_soon(start)
+        return sync
+
+    def _sync_log(self, result: int, checkpoint: bool) -> None:
+        """On the journal's thread: sync the log unless a sync since ``result`` was
+        committed did; now and then also checkpoint it, which unsynced commits never do
+        (it would fsync inline), so the log does not grow without bound through a long
+        chain."""
+        if self._results_synced < result:
+            # Counted only once committed, so the fsync covers every result counted now.
+            covered = self._results_committed
+            self._wal.sync()
+            self._results_synced = max(self._results_synced, covered)
         if checkpoint:
             with self._lock:
                 self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")

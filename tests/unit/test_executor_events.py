@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from executor_service.events import EventStream
+from executor_service.events import HELD_BACK_DEPTH, EventStream
 from shared.stubs import executor_pb2
 
 
@@ -47,19 +47,25 @@ async def test_a_failed_condition_fails_the_next_emit_and_ends_the_stream_with_i
 
 
 async def test_held_back_events_are_bounded() -> None:
-    """A chain cannot run ahead of a reader without limit: the third held-back event
-    waits for the first to be sent."""
+    """A chain cannot run ahead of a slow disk or reader without limit: once
+    HELD_BACK_DEPTH events are held back, the next waits for the first to be sent."""
     stream = EventStream("run")
+    reading = asyncio.ensure_future(_read(stream))  # a reader keeps up: only the disk waits
     synced = asyncio.get_running_loop().create_future()
     await stream.emit_after(synced, step_skipped=_skipped(0))
-    await stream.emit_after(None, step_skipped=_skipped(1))
-    third = asyncio.ensure_future(stream.emit_after(None, step_skipped=_skipped(2)))
+    for index in range(1, HELD_BACK_DEPTH):
+        await stream.emit_after(None, step_skipped=_skipped(index))
+    one_more = asyncio.ensure_future(
+        stream.emit_after(None, step_skipped=_skipped(HELD_BACK_DEPTH))
+    )
     await asyncio.sleep(0)
-    assert not third.done()
+    assert not one_more.done()
     synced.set_result(None)
-    await third
+    await one_more
     await stream.close()
-    assert [e.step_skipped.step_index for e in await _read(stream)] == [0, 1, 2]
+    assert [e.step_skipped.step_index for e in await reading] == list(
+        range(HELD_BACK_DEPTH + 1)
+    )
 
 
 async def test_a_detached_stream_drops_held_back_events() -> None:

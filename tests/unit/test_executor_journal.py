@@ -224,6 +224,44 @@ async def test_a_committed_result_is_told_of_only_once_synced(tmp_path: Path) ->
         await journal.close()
 
 
+async def test_results_committed_during_a_slow_sync_share_the_next_one(
+    tmp_path: Path,
+) -> None:
+    """A sync covers the results committed before it began, never one committed while it
+    ran: five results committed during one slow fsync need exactly one more, not five."""
+    journal = await Journal.open(tmp_path)
+    try:
+        await journal.create_run(_run("r1"))
+        disk = threading.Event()
+        began: list[int] = []
+        real_sync = journal._wal.sync
+
+        def slow_sync() -> None:
+            began.append(len(began))
+            disk.wait()
+            real_sync()
+
+        journal._wal.sync = slow_sync  # type: ignore[method-assign]
+        futures = []
+        for index in range(6):
+            await journal.step_started(_attempt("r1", f"e{index}", index))
+            done = records.finished_record(
+                _attempt("r1", f"e{index}", index).record,
+                status=library_pb2.EXECUTION_STATUS_SUCCEEDED, exit_code=0, ended_at=11.0,
+                duration_ms=1,
+            )
+            futures.append(await journal.commit_step_result(done, ended_at=11.0, done=True))
+            while not began:  # the first sync is under way (and held) before the rest
+                await asyncio.sleep(0.001)
+        assert not any(future.done() for future in futures)
+        disk.set()
+        await asyncio.gather(*futures)
+        assert began == [0, 1]
+        assert len(await journal.pending_records(10)) == 6
+    finally:
+        await journal.close()
+
+
 async def test_step_results_checkpoint_the_log_now_and_then(tmp_path: Path) -> None:
     """Results never checkpoint inline (that would fsync in the event loop); their
     background sync does, so a long chain does not grow the log without bound."""

@@ -45,8 +45,8 @@ from shared.stubs import executor_pb2, library_pb2
 _T = TypeVar("_T")
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 # Step results are committed without a sync and so never checkpoint the log themselves;
-# every this many, their background sync does. A step writes ~10 pages (its started row
-# and its result), so this checkpoints about as often as SQLite's default would.
+# every this many, their background sync does. A step writes ~8 pages (its result, its
+# record and the next attempt), so this checkpoints about as often as SQLite's default.
 _CHECKPOINT_EVERY_RESULTS = 100
 
 RUN_STATE = executor_pb2.RunState
@@ -392,6 +392,10 @@ class Journal:
                 # instead of a shared-memory file, which saves every transaction a few
                 # lock calls.
                 db.execute("PRAGMA locking_mode=EXCLUSIVE")
+                # Small pages for a new journal: a step's commit changes ~8 pages of a few
+                # small rows and indexes, appended whole to the log and synced; 1 KiB
+                # pages write 7.6 KiB per step instead of 28 KiB (measured).
+                db.execute("PRAGMA page_size=1024")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA foreign_keys=ON")

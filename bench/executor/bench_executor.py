@@ -2,7 +2,10 @@
 
 (a) a 100-step chain of trivial scripts through BeginBackup, recording included (until the
     library holds all 100 records) ÷ the same scripts spawned by a bash loop.
-    Target: <= 2.0.
+    Target: <= 2.0. Measured as CHAIN_PAIRS interleaved pairs (each chain of its own 100
+    new scripts, so every chain starts on a cold cache, then the bash loop over the same
+    scripts); the ratio of the medians is the figure, because on a small shared machine a
+    single pair varies by ±15% either way. Each pair is printed too.
 (b) one step writing 1 GiB to stdout: MB/s delivered to the client ÷ a bare grpc.aio
     stream of 64 KiB messages over the same kind of socket; the executor's peak RSS.
     Targets: >= 0.5, <= 150 MB.
@@ -25,6 +28,7 @@ import asyncio
 import os
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -243,47 +247,64 @@ def verdict(ok: bool) -> str:
 # --- (a) -------------------------------------------------------------------------------
 
 
-async def bench_chain(bench: Bench, steps: int = 100) -> None:
-    repo = f"chain-{uuid.uuid4().hex[:8]}"
-    scripts_dir = bench.work / "chain"
-    scripts_dir.mkdir()
-    for i in range(steps):
-        content = f"#!/bin/sh\n# step {i}\nexit 0\n"
-        await bench.assign(repo, await bench.script(content), i)
-        path = scripts_dir / f"{i:03d}.sh"
-        path.write_text(content)
-        path.chmod(0o755)
+CHAIN_PAIRS = 5
+
+
+async def bench_chain(bench: Bench, steps: int = 100, pairs: int = CHAIN_PAIRS) -> None:
+    repos: list[tuple[str, Path]] = []
+    for pair in range(pairs):
+        repo = f"chain-{uuid.uuid4().hex[:8]}"
+        scripts_dir = bench.work / repo
+        scripts_dir.mkdir()
+        for i in range(steps):
+            content = f"#!/bin/sh\n# chain {pair} step {i}\nexit 0\n"
+            await bench.assign(repo, await bench.script(content), i)
+            path = scripts_dir / f"{i:03d}.sh"
+            path.write_text(content)
+            path.chmod(0o755)
+        repos.append((repo, scripts_dir))
     await bench.begin_raw(f"warm-{uuid.uuid4().hex[:6]}")  # warm the channel
 
-    async def chain() -> tuple[float, float, float, str]:
+    async def chain(repo: str) -> tuple[float, float, float, str]:
         """(until the library holds every record, until the last event, until the
         first event) in seconds, and the run id."""
         started = time.perf_counter()
         _, _, run_id, last, first = await bench.begin_timed(repo)
         streamed = time.perf_counter() - started
         while await bench.records(run_id) < steps:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.002)  # the poll's own step should not be the tail
         executor_seconds = time.perf_counter() - started
         summary = executor_pb2.BeginBackupResponse.FromString(last).event.summary
         assert summary.succeeded_count == steps, summary
         return executor_seconds, streamed, first, run_id
 
-    executor_seconds, streamed, first, run_id = await chain()
-    baseline = await shell(f'for f in {scripts_dir}/*.sh; do "$f"; done')
-    ratio = executor_seconds / baseline
+    executor_runs: list[float] = []
+    bash_runs: list[float] = []
+    for pair, (repo, scripts_dir) in enumerate(repos):
+        executor_seconds, streamed, first, run_id = await chain(repo)
+        baseline = await shell(f'for f in {scripts_dir}/*.sh; do "$f"; done')
+        await bench.end(run_id)
+        executor_runs.append(executor_seconds)
+        bash_runs.append(baseline)
+        print(
+            f"    pair {pair + 1}: executor {executor_seconds * 1000:.0f} ms (first event "
+            f"{first * 1000:.0f} ms, stream {streamed * 1000:.0f} ms, +recording), bash loop "
+            f"{baseline * 1000:.0f} ms → {executor_seconds / baseline:.2f}"
+        )
+    executor_median = statistics.median(executor_runs)
+    bash_median = statistics.median(bash_runs)
+    ratio = executor_median / bash_median
     print(
-        f"(a) {steps}-step chain: executor {executor_seconds * 1000:.0f} ms "
-        f"(first event {first * 1000:.0f} ms, stream {streamed * 1000:.0f} ms, "
-        f"+recording), bash loop {baseline * 1000:.0f} ms"
+        f"(a) {steps}-step chain, median of {pairs} pairs: executor "
+        f"{executor_median * 1000:.0f} ms, bash loop {bash_median * 1000:.0f} ms"
         f" → ratio {ratio:.2f}  [{verdict(ratio <= 2.0)} target <= 2.0]"
     )
-    await bench.end(run_id)
-    # For information, not the target: the same chain again, its content now cached.
-    warm_seconds, warm_streamed, warm_first, warm_run = await chain()
+    # For information, not the target: the last chain again, its content now cached.
+    warm_seconds, warm_streamed, warm_first, warm_run = await chain(repos[-1][0])
     print(
         f"    same chain, content cached: {warm_seconds * 1000:.0f} ms (first event "
         f"{warm_first * 1000:.0f} ms, stream {warm_streamed * 1000:.0f} ms) → "
-        f"{warm_seconds / baseline:.2f} x the bash loop"
+        f"{warm_seconds / bash_median:.2f} x the median bash loop"
     )
     await bench.end(warm_run)
 

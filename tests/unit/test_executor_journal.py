@@ -270,7 +270,7 @@ async def test_step_results_checkpoint_the_log_now_and_then(tmp_path: Path) -> N
         await journal.create_run(_run("r1"))
         every = journal_module._CHECKPOINT_EVERY_RESULTS
         sizes = []
-        for i in range(every * 4):
+        for i in range(every * 6):
             attempt = _attempt("r1", f"e{i}", i)
             await journal.step_started(attempt)
             record = records.finished_record(
@@ -280,8 +280,9 @@ async def test_step_results_checkpoint_the_log_now_and_then(tmp_path: Path) -> N
             await journal.step_finished(record, ended_at=11.0, done=True)
             if i % every == every - 1:
                 sizes.append((tmp_path / "journal.db-wal").stat().st_size)
-        # Once checkpointed, the log is written again from its start: it stops growing.
-        assert sizes[1] == sizes[2] == sizes[3], sizes
+        # Once checkpointed, the log is written again from its start: it stops growing
+        # (after a round or two, as the tables' trees grow a level).
+        assert sizes[3] == sizes[4] == sizes[5] < 2 * sizes[0], sizes
     finally:
         await journal.close()
 

@@ -21,7 +21,7 @@ help:
 	@echo "make lint             buf lint, buf format --diff, ruff check"
 	@echo "make generate         regenerate shared/stubs from protos/"
 	@echo "make check-generated  fail if shared/stubs drifted from protos/"
-	@echo "make bench            library benchmarks (needs PostgreSQL)"
+	@echo "make bench            library and executor benchmarks (needs PostgreSQL)"
 
 setup:
 	@bash scripts/setup.sh
@@ -55,3 +55,4 @@ demo: setup
 
 bench: setup postgres
 	$(PY) bench/library/bench_library.py
+	$(PY) bench/executor/bench_executor.py

@@ -174,7 +174,7 @@ class ChainResult:
             self.stop, self.stop_detail = stop, detail
 
 
-@dataclass(frozen=True)
+@dataclass
 class _StepOutcome:
     """A step's result, not yet journaled: it goes in with the next step's attempt, or
     alone when no step of the chain follows (`ChainRunner._journal_result`)."""
@@ -186,6 +186,7 @@ class _StepOutcome:
     outputs: dict[str, str]
     stdout_bytes: int
     stderr_bytes: int
+    journaled: bool = False  # committed (announcing it may still have failed)
 
 
 class ChainRunner:
@@ -282,10 +283,13 @@ class ChainRunner:
             await self._journal_result(ctx, unjournaled, stream)
             unjournaled = None
         finally:
-            if unjournaled is not None:  # cancelled (or failed) between two steps
-                await self._journal_result(ctx, unjournaled, stream)
-            if upcoming is not None:
-                await upcoming.drop()
+            try:
+                if unjournaled is not None and not unjournaled.journaled:
+                    # Cancelled (or failed) between two steps: the result still counts.
+                    await self._journal_result(ctx, unjournaled, stream)
+            finally:
+                if upcoming is not None:
+                    await upcoming.drop()
         # The last results' syncs first: the recorder's flush then finds their records.
         await self.journal.synced()
         self.on_chain_ended()
@@ -538,6 +542,7 @@ class ChainRunner:
             outputs=outcome.outputs,
             then_started=then_started,
         )
+        outcome.journaled = True
         synced.add_done_callback(lambda _: self.on_recorded())
         await stream.emit_after(
             synced,

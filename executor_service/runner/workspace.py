@@ -8,8 +8,8 @@ verified content just before the step (``install_script``) and named after the h
 ``ps`` and the shell's error messages say which hook it is.
 
 Making a file or directory costs a new inode, and on a journalling file system that is
-slow: on this project's ext4 (mounted with ``discard``) 20-70 µs on a good minute and
-400-600 µs of CPU on a bad one, against ~17 µs for a rename or an overwrite. A trivial
+slow: on this project's ext4 (mounted with ``discard``) 20-70 µs of CPU on a good minute
+and 200-600 µs on a bad one, against 7-17 µs for a rename or an overwrite. A trivial
 hook's whole run is ~0.6 ms. So the chains keep a small ``WorkspacePool``: a workspace its
 step left as it found it (only the output file, empty or emptied, and its script file,
 modes and owners unchanged, nothing linked elsewhere) is handed to a later step instead of
@@ -53,10 +53,14 @@ class Workspace:
         new inode); the slot holds only this one file afterwards."""
         target = self.script_slot / safe_file_name(script_name, "hook")
         try:
-            if self.script is not None and self.script != target:
-                os.rename(self.script, target)  # the same inode under the hook's name
+            if self.script is None:  # a new workspace: its slot is empty
+                write_file(target, content, 0o700)
+            else:
+                if self.script != target:
+                    os.rename(self.script, target)  # the same inode under the hook's name
+                self.script = target
+                _overwrite(target, content)
             self.script = target
-            _overwrite(target, content)
         except OSError:
             # Anything unexpected (a file a stray process still runs: ETXTBSY, a slot a
             # hook tampered with): start the slot afresh.
@@ -134,7 +138,8 @@ def _overwrite(path: Path, content: bytes) -> None:
     Written over from its start and only then cut to length, not emptied first: emptying
     frees its block and writing allocates one again, which cost 40 µs alone and several
     times that next to the journal's fsyncs (measured), against ~7 µs this way."""
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    # O_NONBLOCK: a FIFO in its place fails (ENXIO) instead of blocking the loop.
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         info = os.fstat(fd)
         if not _is_own_unlinked_file(info, os.geteuid()):

@@ -106,3 +106,14 @@ def test_a_script_is_never_written_through_a_link(tmp_path: Path) -> None:
     again = workspace.install_script("hook", b"#!/bin/sh\nexit 1\n")
     assert victim.read_text() == "precious"
     assert not again.is_symlink() and again.read_bytes() == b"#!/bin/sh\nexit 1\n"
+
+
+def test_a_fifo_in_place_of_the_script_does_not_block(tmp_path: Path) -> None:
+    """Written over in place, the script file is opened without blocking: a FIFO a hook
+    left there (no reader) fails the fast path and the slot is made afresh."""
+    workspace = WorkspacePool(tmp_path / "work").take()
+    script = workspace.install_script("hook", b"#!/bin/sh\n")
+    script.unlink()
+    os.mkfifo(script)
+    again = workspace.install_script("hook", b"#!/bin/sh\nexit 0\n")
+    assert again.is_file() and again.read_bytes() == b"#!/bin/sh\nexit 0\n"

@@ -150,6 +150,9 @@ async def start_executor(
         )
         servicer = HookExecutorServicer(runs, tests, InlineHooks(runs, cache), windows)
         await end_leftovers(state_dir / "work")
+        # A chain uses two at a time (the step running, the next one made ready): made
+        # now, the first chain after a start makes none on its way.
+        chains.workspaces.fill(2)
         await promises.recover()
         _prepare_socket_dir(settings.executor_listen)
         running = await start_server(

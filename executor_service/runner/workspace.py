@@ -186,6 +186,11 @@ class WorkspacePool:
             return self._idle.pop()
         return create_workspace(self.work_root)
 
+    def fill(self, count: int) -> None:
+        """Make workspaces ahead (at start-up), so the first steps make none."""
+        while len(self._idle) < min(count, self._size):
+            self._idle.append(create_workspace(self.work_root))
+
     def give_back(self, workspace: Workspace) -> None:
         """The step is over and none of its processes is left: keep the workspace for a
         later step if it is as new, otherwise remove it."""

@@ -57,6 +57,16 @@ def test_a_clean_workspace_is_reused_with_its_output_emptied(tmp_path: Path) -> 
     assert oct(second.output_file.stat().st_mode & 0o777) == "0o600"
 
 
+def test_workspaces_made_ahead_are_handed_out_first(tmp_path: Path) -> None:
+    pool = WorkspacePool(tmp_path / "work", size=2)
+    pool.fill(5)  # never beyond the pool's size
+    made = sorted(entry.name for entry in (tmp_path / "work").iterdir())
+    assert len(made) == 2 * 2  # directories and script slots
+    first, second = pool.take(), pool.take()
+    assert {first.directory.name, second.directory.name} < set(made)
+    assert os.listdir(first.directory) == [OUTPUT_FILE_NAME] and not os.listdir(first.script_slot)
+
+
 def test_the_pool_keeps_a_bounded_number(tmp_path: Path) -> None:
     pool = WorkspacePool(tmp_path / "work", size=2)
     taken = [pool.take() for _ in range(4)]

@@ -21,8 +21,9 @@ Durability: a file is always written atomically (temp file, rename), so a reader
 the whole script or none. It is fsynced only when a promise needs it to outlive a power
 cut without the library: the content of a post plan (``ensure(durable=True)``, before the
 run row is written) and inline content (``put``: inline and window post scripts exist
-nowhere else). Other content (a pre plan's, a refetch) skips the fsync: after a power cut
-a torn or missing file fails verification and is fetched again when next needed.
+nowhere else). Other content written here (fetched for a pre plan, or fetched again)
+skips the fsync: after a power cut a torn or missing file fails verification and is
+fetched again when next needed.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class ContentCache:
         self.root = root / "cache" / "sha256"
         self._fetch = fetch
         self._filling: dict[str, asyncio.Lock] = {}
-        self._held: dict[str, bytes] = {}  # oldest first
+        self._held: dict[str, bytes] = {}  # least recently used first
         self._held_bytes = 0
 
     def _path(self, digest: str) -> Path:

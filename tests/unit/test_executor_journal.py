@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from executor_service import content_cache as content_cache_module
 from executor_service import journal as journal_module
 from executor_service import records
 from executor_service.content_cache import ContentCache, ContentUnavailable, digest_of
@@ -340,3 +341,26 @@ async def test_content_sent_with_a_plan_is_cached_only_if_it_matches(tmp_path: P
     assert not (tmp_path / "cache" / "sha256" / hashlib.sha256(good).hexdigest()).exists()
     assert await cache.fill(digest_of(good), good)
     assert await cache.get(digest_of(good)) == good  # held in memory, no fetch
+
+
+async def test_held_content_is_bounded_least_recently_used_first(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Carried content stays in memory after its step (another run may carry the same
+    script), up to HELD_BYTES: beyond it the least recently used is fetched again."""
+    contents = [f"#!/bin/sh\necho {i}\n".encode() for i in range(3)]
+    monkeypatch.setattr(content_cache_module, "HELD_BYTES", 2 * len(contents[0]))
+    fetched: list[str] = []
+
+    async def fetch(digest: str) -> bytes:
+        fetched.append(digest)
+        return next(c for c in contents if digest_of(c) == digest)
+
+    cache = ContentCache(tmp_path, fetch)
+    first, second, third = (digest_of(c) for c in contents)
+    assert await cache.fill(first, contents[0]) and await cache.fill(second, contents[1])
+    assert await cache.get(first) == contents[0]  # used: now the most recent
+    assert await cache.fill(third, contents[2])  # over the bound: `second` goes
+    assert [await cache.get(d) for d in (first, third)] == [contents[0], contents[2]]
+    assert fetched == []
+    assert await cache.get(second) == contents[1] and fetched == [second]

@@ -135,8 +135,9 @@ class AssignmentRpcs:
         self, request: library_pb2.ResolveHookPlanRequest, context: grpc.aio.ServicerContext
     ) -> library_pb2.ResolveHookPlanResponse:
         """The enabled steps of a chain with their effective settings, secrets decrypted
-        (plans are for executors; HOOKSHELF_AUTH_TOKEN guards them)."""
-        async with self.ctx.database.transaction() as session:
+        (plans are for executors; HOOKSHELF_AUTH_TOKEN guards them). One read: on
+        SQLite it does not wait for a writer's lock (every BeginBackup asks for two)."""
+        async with self.ctx.database.reading() as session:
             steps = await plans.resolve_plan(
                 session,
                 request.repository_id,

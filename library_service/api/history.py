@@ -153,7 +153,8 @@ class HistoryRpcs:
             start_time_after=datetime_of(request, "start_time_after"),
             start_time_before=datetime_of(request, "start_time_before"),
         )
-        async with self.ctx.database.transaction() as session:
+        # One read: on SQLite it need not wait for RecordExecutions' write lock.
+        async with self.ctx.database.reading() as session:
             page = await history.list_executions(
                 session, filters, request.page_size, request.page_token
             )

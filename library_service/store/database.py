@@ -112,8 +112,10 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only (GetScript, ListScripts, the mirror's scan): never
-        write through it. On SQLite it takes no write lock (BEGIN DEFERRED)."""
+        """A session for reads only (GetScript, ListScripts, ResolveHookPlan,
+        ListExecutions, the mirror's scan): never write through it. On SQLite it takes
+        no write lock (BEGIN DEFERRED); on PostgreSQL each statement reads its own
+        snapshot, so a unit of several statements that must agree needs `transaction`."""
         async with self._reading() as session, session.begin():
             yield session
 

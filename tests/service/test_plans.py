@@ -208,3 +208,39 @@ async def test_a_plan_carries_contents_in_order_while_they_fit(library) -> None:
 async def test_an_out_of_range_content_budget_is_invalid(library) -> None:
     for max_bytes in (-1, 3 * 1024 * 1024 + 1):
         await expect_invalid(_plan_with_contents(library, max_bytes), "inline_content_max_bytes")
+
+
+async def test_on_sqlite_plans_and_history_are_read_while_a_writer_holds_the_lock(
+    tmp_path,
+) -> None:
+    """The embedded default: ResolveHookPlan (two per BeginBackup) and ListExecutions are
+    reads and take no write lock, so a long write (a big RecordExecutions batch, an
+    import) does not hold them up. Before, they began IMMEDIATE and waited for it."""
+    import sqlite3
+
+    from shared.settings import Settings
+    from tests.conftest import open_library
+
+    path = tmp_path / "library.db"
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{path}",
+        library_listen="127.0.0.1:0", log_format="console", install_templates=False,
+    )
+    async with open_library(settings) as library:
+        script = await make_script(library, "stop-containers")
+        await _assign(library, script.id)
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # another writer, holding the write lock
+        try:
+            plan = await library.stub.ResolveHookPlan(
+                library_pb2.ResolveHookPlanRequest(repository_id="repo-1", hook_type=PRE),
+                timeout=3,
+            )
+            assert [step.script_id for step in plan.steps] == [script.id]
+            history = await library.stub.ListExecutions(
+                library_pb2.ListExecutionsRequest(repository_id="repo-1"), timeout=3
+            )
+            assert list(history.executions) == []
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()

@@ -322,17 +322,6 @@ class WalSync:
             self._fd = None
 
 
-def _copy_outcome(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif (error := source.exception()) is not None:
-        target.set_exception(error)
-    else:
-        target.set_result(None)
-
-
 def _inode(path: Path) -> int | None:
     try:
         return os.stat(path).st_ino
@@ -733,19 +722,16 @@ class Journal:
         return sync
 
     def _sync_soon(self, result: int, checkpoint: bool) -> asyncio.Future[None]:
-        """A future done once the log is synced, by a sync handed to the journal's thread
-        when the loop next turns, not now: waking that thread (which then wants the GIL)
-        would hold up what the caller does next, typically starting the next step's
-        process, which need not wait for the sync."""
+        """A future done once the log is synced. A task, so the sync is handed to the
+        journal's thread when the loop next turns, not now: waking that thread (which
+        then wants the GIL) would hold up what the caller does next, typically starting
+        the next step's process, which need not wait for the sync."""
         loop = asyncio.get_running_loop()
-        sync: asyncio.Future[None] = loop.create_future()
 
-        def start() -> None:
-            job = loop.run_in_executor(self._thread, self._sync_log, result, checkpoint)
-            job.add_done_callback(lambda done: _copy_outcome(done, sync))
+        async def sync() -> None:
+            await loop.run_in_executor(self._thread, self._sync_log, result, checkpoint)
 
-        loop.call_soon(start)
-        return sync
+        return asyncio.ensure_future(sync())
 
     def _sync_log(self, result: int, checkpoint: bool) -> None:
         """On the journal's thread: sync the log unless a sync since ``result`` was

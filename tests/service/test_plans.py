@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from shared.settings import Settings
 from shared.stubs import library_pb2
+from tests.conftest import open_library
 from tests.service.assignments_support import (
     DEADLINE,
     POST,
@@ -216,11 +220,6 @@ async def test_on_sqlite_plans_and_history_are_read_while_a_writer_holds_the_loc
     """The embedded default: ResolveHookPlan (two per BeginBackup) and ListExecutions are
     reads and take no write lock, so a long write (a big RecordExecutions batch, an
     import) does not hold them up. Before, they began IMMEDIATE and waited for it."""
-    import sqlite3
-
-    from shared.settings import Settings
-    from tests.conftest import open_library
-
     path = tmp_path / "library.db"
     settings = Settings(
         data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{path}",

@@ -58,7 +58,6 @@ class Workspace:
             else:
                 if self.script != target:
                     os.rename(self.script, target)  # the same inode under the hook's name
-                self.script = target
                 _overwrite(target, content)
             self.script = target
         except OSError:

@@ -3,7 +3,7 @@
 Domain only (no grpc). For each planned step, in order:
 - a chain that stopped skips the rest (StepSkipped CHAIN_STOPPED, or SHUTTING_DOWN when
   the executor is draining); a post step whose effective run_on does not match the
-  outcome is skipped (RUN_ON_MISMATCH, `run_on_matches` shared with the library);
+  outcome is skipped (RUN_ON_MISMATCH, `shared.hook_policy.run_on_matches`);
 - otherwise the attempt is journaled *before* its process starts, the content is taken
   from the verified cache, the environment is built from scratch, the runner runs it and
   streams its output, and the result and its execution record are journaled in one
@@ -45,16 +45,14 @@ from executor_service.runner.redaction import redact_text
 from executor_service.runner.step import StepSpec, run_step
 from executor_service.runner.workspace import WorkspacePool
 from executor_service.variables import system_variables
-from library_service.domain.plans import run_on_matches
 from shared.errors import HookshelfError
+from shared.hook_policy import DEFAULT_ON_ERROR, DEFAULT_TIMEOUT_SECONDS, run_on_matches
 from shared.stubs import executor_pb2, library_pb2
 
 log = structlog.get_logger("hookshelf.executor.chains")
 
 PRE = library_pb2.HOOK_TYPE_PRE_BACKUP
 POST = library_pb2.HOOK_TYPE_POST_BACKUP
-DEFAULT_TIMEOUT_SECONDS = 300
-DEFAULT_ON_ERROR = {PRE: library_pb2.ON_ERROR_ABORT, POST: library_pb2.ON_ERROR_CONTINUE}
 _SUCCESS = (library_pb2.EXECUTION_STATUS_SUCCEEDED, library_pb2.EXECUTION_STATUS_SKIP_REQUESTED)
 NO_EXIT_CODE = -1  # the step never ran (content unavailable, bad environment)
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from executor_service.chains import DEFAULT_TIMEOUT_SECONDS
 from executor_service.content_cache import ContentCache
 from executor_service.journal import KIND_INLINE
 from executor_service.runs import BackupRuns, BeginRequest, Plans, Started
-from executor_service.script_tests import MAX_INLINE_BYTES
-from library_service.domain.validation import check_enum, check_timeout
 from shared.errors import InvalidArgument, Violations
+from shared.hook_policy import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_CONTENT_BYTES,
+    check_enum,
+    check_timeout,
+)
 from shared.stubs import library_pb2
 
 PRE_NAME = "inline-pre"
@@ -85,8 +88,8 @@ class InlineHooks:
         except InvalidArgument as error:
             problems.items.extend(error.violations)
         for name in ("pre_script", "post_script"):
-            if len(getattr(request, name).encode()) > MAX_INLINE_BYTES:
-                problems.add(name, f"must be at most {MAX_INLINE_BYTES} bytes")
+            if len(getattr(request, name).encode()) > MAX_CONTENT_BYTES:
+                problems.add(name, f"must be at most {MAX_CONTENT_BYTES} bytes")
         for name in ("pre_timeout_seconds", "post_timeout_seconds"):
             if getattr(request, name):
                 try:

@@ -40,6 +40,7 @@ from executor_service.summaries import recorded_end, run_view, summary
 from executor_service.tasks import TaskKeeper
 from executor_service.variables import check_variables
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from shared.hook_policy import MAX_ID_LENGTH, MAX_INLINE_CONTENT_BYTES
 from shared.stubs import executor_pb2, library_pb2
 
 log = structlog.get_logger("hookshelf.executor.runs")
@@ -47,13 +48,8 @@ log = structlog.get_logger("hookshelf.executor.runs")
 MIN_LEASE_SECONDS = 60
 MAX_LEASE_SECONDS = 86_400
 DEFAULT_LEASE_SECONDS = 600
-MAX_ID_LENGTH = 255
 MAX_PATH_LENGTH = 4096
 CONTENT_FETCH_CONCURRENCY = 16
-# Content a plan may carry (ResolveHookPlanRequest.inline_content_max_bytes; the library's
-# ceiling, well inside gRPC's default 4 MiB message): a cold cache then costs the plan's
-# round trip instead of one GetScriptContent per script.
-INLINE_CONTENT_BYTES = 3 * 1024 * 1024
 # What a client may report; ABORTED and SKIPPED are the executor's own outcomes.
 END_OUTCOMES = (
     library_pb2.BACKUP_OUTCOME_SUCCESS,
@@ -261,16 +257,18 @@ class BackupRuns:
 
     async def resolve_plans(self, repository_id: str) -> Plans:
         """Both chains from the library, their content cached and verified."""
+        # Both plans carry their content inline, up to the library's ceiling: a cold cache then
+        # costs the plan's round trip instead of one GetScriptContent per script.
         pre, post = await asyncio.gather(  # two round trips at once
             self.library.resolve_plan(
                 repository_id,
                 library_pb2.HOOK_TYPE_PRE_BACKUP,
-                inline_content_max_bytes=INLINE_CONTENT_BYTES,
+                inline_content_max_bytes=MAX_INLINE_CONTENT_BYTES,
             ),
             self.library.resolve_plan(
                 repository_id,
                 library_pb2.HOOK_TYPE_POST_BACKUP,
-                inline_content_max_bytes=INLINE_CONTENT_BYTES,
+                inline_content_max_bytes=MAX_INLINE_CONTENT_BYTES,
             ),
         )
         # Content the plans carry is cached from there; the rest is fetched one script

@@ -23,8 +23,6 @@ import structlog
 
 from executor_service.admission import Admission, Slot
 from executor_service.chains import (
-    DEFAULT_ON_ERROR,
-    DEFAULT_TIMEOUT_SECONDS,
     PRE,
     ChainContext,
     ChainRunner,
@@ -35,17 +33,23 @@ from executor_service.content_cache import ContentCache
 from executor_service.control import ChainControl, Lifecycle, StopReason
 from executor_service.events import EventStream
 from executor_service.library_port import LibraryPort
-from executor_service.runs import MAX_ID_LENGTH, Started
+from executor_service.runs import Started
 from executor_service.summaries import summary
 from executor_service.tasks import TaskKeeper
 from executor_service.variables import check_variables
-from library_service.domain.validation import check_enum, check_timeout
 from shared.errors import InvalidArgument, Violations
+from shared.hook_policy import (
+    DEFAULT_ON_ERROR,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_CONTENT_BYTES,
+    MAX_ID_LENGTH,
+    check_enum,
+    check_timeout,
+)
 from shared.stubs import executor_pb2, library_pb2
 
 log = structlog.get_logger("hookshelf.executor.tests")
 
-MAX_INLINE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,8 @@ def check_content(field_name: str, content: str) -> bytes:
     data = content.encode("utf-8")
     if not data.strip():
         raise InvalidArgument(field_name, "is required and must not be blank")
-    if len(data) > MAX_INLINE_BYTES:
-        raise InvalidArgument(field_name, f"must be at most {MAX_INLINE_BYTES} bytes")
+    if len(data) > MAX_CONTENT_BYTES:
+        raise InvalidArgument(field_name, f"must be at most {MAX_CONTENT_BYTES} bytes")
     return data
 
 

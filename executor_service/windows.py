@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 
-from executor_service.chains import DEFAULT_TIMEOUT_SECONDS
 from executor_service.clock import Clock
 from executor_service.content_cache import ContentCache
 from executor_service.events import EventStream
@@ -31,7 +30,6 @@ from executor_service.journal import KIND_WINDOW, Journal, RunRecord
 from executor_service.library_port import LibraryPort
 from executor_service.promises import AWAITING_END
 from executor_service.runs import (
-    MAX_ID_LENGTH,
     BackupRuns,
     BeginRequest,
     Plans,
@@ -41,6 +39,7 @@ from executor_service.runs import (
     check_text,
 )
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from shared.hook_policy import DEFAULT_TIMEOUT_SECONDS, MAX_ID_LENGTH
 from shared.stubs import executor_pb2, library_pb2
 
 

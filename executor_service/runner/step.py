@@ -66,11 +66,11 @@ from executor_service.runner.process_tree import (
 )
 from executor_service.runner.workspace import Workspace, create_workspace
 from executor_service.subreaper import become_subreaper
+from shared.hook_policy import EXIT_SKIP_REQUESTED
 from shared.stubs import executor_pb2, library_pb2
 
 __all__ = ["CapturedOutput", "OutputChunk", "StepResult", "StepSpec", "run_step"]
 
-EXIT_SKIP_REQUESTED = 75
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 # After the leader is gone and its processes ended, a pipe that stays silent this long is

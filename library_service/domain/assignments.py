@@ -41,13 +41,12 @@ from library_service.domain.pagination import decode_page_token, encode_page_tok
 from library_service.domain.parameters import PARAMETER_NAME, RESERVED_PREFIX, secret_names
 from library_service.domain.validation import (
     MAX_EXECUTION_ORDER,
-    check_enum,
     check_id,
     check_name,
-    check_timeout,
 )
 from library_service.store import models
 from shared.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Violations
+from shared.hook_policy import check_enum, check_timeout
 from shared.stubs import library_pb2
 
 # Room between neighbours, so a step can be slotted in with one UpdateAssignment.

@@ -20,9 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.domain.pagination import decode_page_token, encode_page_token, page_size_of
-from library_service.domain.validation import MAX_NAME_LENGTH, check_enum
+from library_service.domain.validation import MAX_NAME_LENGTH
 from library_service.store import models
 from shared.errors import InvalidArgument, Violations
+from shared.hook_policy import check_enum
 from shared.stubs import library_pb2
 
 MAX_RECORDS_PER_CALL = 1000

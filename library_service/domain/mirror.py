@@ -43,6 +43,7 @@ from library_service.domain import etags, slugs, versions
 from library_service.store import models
 from library_service.store.database import Database
 from shared.errors import InvalidArgument
+from shared.hook_policy import MAX_CONTENT_BYTES
 
 log = structlog.get_logger("hookshelf.mirror")
 
@@ -111,7 +112,7 @@ def _read_settled(path: Path) -> tuple[bytes, Stamp] | None:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None
             with os.fdopen(fd, "rb", closefd=False) as handle:
-                data = handle.read(versions.MAX_CONTENT_BYTES + 1)
+                data = handle.read(MAX_CONTENT_BYTES + 1)
         finally:
             os.close(fd)
         after = stamp(path)

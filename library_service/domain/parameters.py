@@ -31,8 +31,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from library_service.domain.validation import MAX_DESCRIPTION_LENGTH, check_enum, check_text
+from library_service.domain.validation import MAX_DESCRIPTION_LENGTH, check_text
 from shared.errors import Violations
+from shared.hook_policy import check_enum
 from shared.stubs import library_pb2
 
 PARAMETER_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")

@@ -1,8 +1,8 @@
 """Hook plans: what the executor runs for one chain, with every setting resolved.
 
-The rules that decide a step's effective settings live here as small pure functions so
-the library (ResolveHookPlan) and the executor (which post hooks run) share one
-definition (DESIGN §1 "Plans", §2 "Which post hooks run", "Failure policy").
+The rules that decide a step's effective settings live here; the defaults they fall back
+to and the run_on matching the executor applies are in ``shared.hook_policy``, one
+definition for both services (DESIGN §1 "Plans", §2 "Which post hooks run", "Failure policy").
 
 Plans are for executors: they carry secret values decrypted, named in
 ``secret_parameter_names`` so the executor redacts them from every output. With
@@ -31,46 +31,12 @@ from library_service.domain.assignments import (
 )
 from library_service.store import models
 from shared.errors import InvalidArgument, Violations
-from shared.stubs import library_pb2
-
-RunOn = library_pb2.RunOn
-Outcome = library_pb2.BackupOutcome
-
-DEFAULT_RUN_ON = library_pb2.RUN_ON_SUCCESS
-DEFAULT_TIMEOUT_SECONDS = 300
-_DEFAULT_ON_ERROR = {
-    library_pb2.HOOK_TYPE_PRE_BACKUP: library_pb2.ON_ERROR_ABORT,
-    library_pb2.HOOK_TYPE_POST_BACKUP: library_pb2.ON_ERROR_CONTINUE,
-}
-# The outcome each specific run_on stands for. CANCELLED and ABORTED backups did not
-# complete: for a post hook they are failures. SKIPPED is nobody's outcome but ALWAYS's.
-_MATCHED_AS = {
-    library_pb2.BACKUP_OUTCOME_SUCCESS: library_pb2.RUN_ON_SUCCESS,
-    library_pb2.BACKUP_OUTCOME_WARNING: library_pb2.RUN_ON_WARNING,
-    library_pb2.BACKUP_OUTCOME_FAILURE: library_pb2.RUN_ON_FAILURE,
-    library_pb2.BACKUP_OUTCOME_CANCELLED: library_pb2.RUN_ON_FAILURE,
-    library_pb2.BACKUP_OUTCOME_ABORTED: library_pb2.RUN_ON_FAILURE,
-    library_pb2.BACKUP_OUTCOME_SKIPPED: None,
-}
-
-
-def run_on_matches(run_on: int, outcome: int) -> bool:
-    """Does a post hook with this (effective) run_on run after a backup with this outcome?
-
-    SUCCESS, WARNING and FAILURE match that outcome; CANCELLED and ABORTED count as
-    FAILURE; SKIPPED matches ALWAYS only; ALWAYS matches every outcome. RUN_ON_UNSPECIFIED
-    is the default, SUCCESS. An unknown run_on or outcome (UNSPECIFIED included: it is no
-    outcome) is a programming error: ValueError.
-    """
-    if outcome not in _MATCHED_AS:
-        raise ValueError(f"not a backup outcome: {outcome}")
-    if run_on == library_pb2.RUN_ON_UNSPECIFIED:
-        run_on = DEFAULT_RUN_ON
-    if run_on == library_pb2.RUN_ON_ALWAYS:
-        return True
-    if run_on not in RunOn.DESCRIPTOR.values_by_number:
-        raise ValueError(f"not a run_on value: {run_on}")
-    return _MATCHED_AS[outcome] == run_on
+from shared.hook_policy import (
+    DEFAULT_ON_ERROR,
+    DEFAULT_RUN_ON,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_INLINE_CONTENT_BYTES,
+)
 
 
 def effective_run_on(script: models.Script, assignment: models.Assignment) -> int:
@@ -80,7 +46,7 @@ def effective_run_on(script: models.Script, assignment: models.Assignment) -> in
 
 def effective_on_error(hook_type: int, assignment: models.Assignment) -> int:
     """Assignment override, else ABORT for pre hooks and CONTINUE for post hooks."""
-    return assignment.on_error or _DEFAULT_ON_ERROR[hook_type]
+    return assignment.on_error or DEFAULT_ON_ERROR[hook_type]
 
 
 def effective_timeout(script: models.Script, assignment: models.Assignment) -> int:
@@ -149,7 +115,6 @@ class PlanStep:
 
 # The most content one plan may carry: well inside gRPC's default 4 MiB message, with
 # room for the rest of the plan.
-MAX_INLINE_CONTENT_BYTES = 3 * 1024 * 1024
 
 
 def plan_step(

@@ -59,11 +59,9 @@ from library_service.domain.search import contains_pattern, contains_text
 from library_service.domain.validation import (
     MAX_CATEGORY_LENGTH,
     MAX_DESCRIPTION_LENGTH,
-    check_enum,
     check_id,
     check_name,
     check_text,
-    check_timeout,
 )
 from library_service.store import models
 from shared.errors import (
@@ -74,13 +72,17 @@ from shared.errors import (
     NotFound,
     Violations,
 )
+from shared.hook_policy import (
+    DEFAULT_RUN_ON,
+    DEFAULT_TIMEOUT_SECONDS,
+    check_enum,
+    check_timeout,
+)
 from shared.stubs import library_pb2
 
 if TYPE_CHECKING:
     from library_service.context import LibraryContext
 
-DEFAULT_TIMEOUT_SECONDS = 300
-DEFAULT_RUN_ON = library_pb2.RUN_ON_SUCCESS
 DEFAULT_RECENT_EXECUTIONS = 10
 MAX_RECENT_EXECUTIONS = 100
 MAX_QUERY_LENGTH = 255

@@ -1,4 +1,5 @@
-"""Field checks shared by every library request. Each raises InvalidArgument naming the
+"""Field checks shared by every library request (the hook-policy checks, enums and
+timeouts, are in ``shared.hook_policy``). Each raises InvalidArgument naming the
 field path exactly as the request spells it (e.g. ``script.name``)."""
 
 from __future__ import annotations
@@ -6,14 +7,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from google.protobuf.descriptor import EnumDescriptor
-
 from shared.errors import InvalidArgument
 
 MAX_NAME_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 4096
 MAX_CATEGORY_LENGTH = 64
-MAX_TIMEOUT_SECONDS = 86_400
 MAX_EXECUTION_ORDER = 1_000_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -56,28 +54,3 @@ def check_digest(field: str, value: str) -> str:
     if not _DIGEST.match(value):
         raise InvalidArgument(field, "must be 'sha256:' followed by 64 lowercase hex digits")
     return value
-
-
-def check_enum(
-    field: str, value: int, enum: EnumDescriptor, *, allow_unspecified: bool = False
-) -> int:
-    """A known value of the enum; UNSPECIFIED (0) only where the field is optional."""
-    if value == 0 and allow_unspecified:
-        return value
-    if value == 0:
-        raise InvalidArgument(field, f"is required (one of {_names(enum)})")
-    if value not in enum.values_by_number:
-        raise InvalidArgument(field, f"unknown value {value} (one of {_names(enum)})")
-    return value
-
-
-def check_timeout(field: str, seconds: int) -> int:
-    if seconds <= 0:
-        raise InvalidArgument(field, "must be a positive number of seconds")
-    if seconds > MAX_TIMEOUT_SECONDS:
-        raise InvalidArgument(field, f"must be at most {MAX_TIMEOUT_SECONDS} seconds (24 h)")
-    return seconds
-
-
-def _names(enum: EnumDescriptor) -> str:
-    return ", ".join(v.name for v in enum.values if v.number != 0)

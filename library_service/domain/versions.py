@@ -22,8 +22,8 @@ from library_service.domain.pagination import decode_page_token, encode_page_tok
 from library_service.domain.validation import check_digest
 from library_service.store import models
 from shared.errors import InvalidArgument, NotFound
+from shared.hook_policy import MAX_CONTENT_BYTES
 
-MAX_CONTENT_BYTES = 1024 * 1024
 DIGEST_PREFIX = "sha256:"
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.hook_policy import MAX_TIMEOUT_SECONDS
 from shared.stubs import library_pb2
 
-MAX_TIMEOUT_SECONDS = 86_400
 MAX_ID_LENGTH = 255
 HOOKS = (
     ("pre_backup_script", "pre_hook_timeout", library_pb2.HOOK_TYPE_PRE_BACKUP),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from shared.hook_policy import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
 from shared.stubs import library_pb2
 
 TEMPLATES_DIR = Path(__file__).resolve().parent
@@ -45,8 +46,6 @@ RUN_ONS = {
     "failure": library_pb2.RUN_ON_FAILURE,
     "always": library_pb2.RUN_ON_ALWAYS,
 }
-DEFAULT_TIMEOUT_SECONDS = 300
-MAX_TIMEOUT_SECONDS = 86_400
 
 _KEY = re.compile(r"^# ([a-z_]+): *(.*)$")
 _PARAMETER = re.compile(

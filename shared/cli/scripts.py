@@ -20,6 +20,7 @@ from shared.cli.choices import RunOn, label
 from shared.cli.render import out, print_json, short_digest, status_text, table, when
 from shared.cli.runtime import CliError, config, run
 from shared.client import LibraryClient
+from shared.hook_policy import DEFAULT_TIMEOUT_SECONDS
 from shared.stubs import library_pb2 as pb
 
 app = typer.Typer(help="Hook scripts: list, show, create, edit, delete, versions, diff.")
@@ -73,7 +74,7 @@ def list_scripts(
                     s.category,
                     s.version_count,
                     label(pb.RunOn, s.default_run_on) or "success",
-                    f"{s.default_timeout_seconds or 300}s",
+                    f"{s.default_timeout_seconds or DEFAULT_TIMEOUT_SECONDS}s",
                     s.usage_count,
                     when(s.last_used_time),
                     s.description,
@@ -107,7 +108,7 @@ def show(
             ("category", s.category),
             ("digest", s.digest),
             ("versions", s.version_count),
-            ("timeout", f"{s.default_timeout_seconds or 300}s"),
+            ("timeout", f"{s.default_timeout_seconds or DEFAULT_TIMEOUT_SECONDS}s"),
             ("run on", label(pb.RunOn, s.default_run_on) or "success"),
             ("template", f"{s.template_name} v{s.template_version}" if s.template_name else ""),
             ("file", s.file_path),
@@ -175,7 +176,7 @@ def create(
     file: Annotated[Path, typer.Option("--file", "-f", help="Content ('-' for stdin).")],
     description: Annotated[str, typer.Option(help="What it does.")] = "",
     category: Annotated[str, typer.Option(help="Grouping, e.g. docker, database.")] = "",
-    timeout: Annotated[int, typer.Option(help="Seconds per run (default 300).")] = 0,
+    timeout: Annotated[int, typer.Option(help=f"Seconds per run (default {DEFAULT_TIMEOUT_SECONDS}).")] = 0,
     run_on: Annotated[RunOn | None, typer.Option(help="Default for post hooks.")] = None,
     as_json: Json = False,
 ) -> None:

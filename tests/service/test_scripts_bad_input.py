@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 
-from library_service.domain.versions import MAX_CONTENT_BYTES
+from shared.hook_policy import MAX_CONTENT_BYTES
 from shared.stubs import library_pb2
 from tests.service.assignments_support import DEADLINE, expect_invalid, rejected
 from tests.service.scripts_support import (

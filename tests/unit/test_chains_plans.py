@@ -10,6 +10,7 @@ import pytest
 from library_service.domain import plans
 from library_service.domain.assignments import ParameterValueRequired
 from library_service.store import models
+from shared import hook_policy
 from shared.stubs import library_pb2 as pb
 
 RUN_ONS = [pb.RUN_ON_SUCCESS, pb.RUN_ON_WARNING, pb.RUN_ON_FAILURE, pb.RUN_ON_ALWAYS]
@@ -33,7 +34,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize(("run_on", "outcome"), list(itertools.product(RUN_ONS, OUTCOMES)))
 def test_run_on_matches_every_cell_of_the_table(run_on: int, outcome: int) -> None:
-    assert plans.run_on_matches(run_on, outcome) is (outcome in EXPECTED[run_on])
+    assert hook_policy.run_on_matches(run_on, outcome) is (outcome in EXPECTED[run_on])
 
 
 def test_every_enum_value_is_covered_by_the_table() -> None:
@@ -43,11 +44,11 @@ def test_every_enum_value_is_covered_by_the_table() -> None:
 
 @pytest.mark.parametrize("outcome", OUTCOMES)
 def test_unspecified_run_on_is_the_default_success(outcome: int) -> None:
-    assert plans.run_on_matches(pb.RUN_ON_UNSPECIFIED, outcome) is (outcome == S)
+    assert hook_policy.run_on_matches(pb.RUN_ON_UNSPECIFIED, outcome) is (outcome == S)
 
 
 def test_skipped_matches_always_only() -> None:
-    assert [r for r in RUN_ONS if plans.run_on_matches(r, K)] == [pb.RUN_ON_ALWAYS]
+    assert [r for r in RUN_ONS if hook_policy.run_on_matches(r, K)] == [pb.RUN_ON_ALWAYS]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ def test_skipped_matches_always_only() -> None:
 )
 def test_unknown_values_are_a_programming_error(run_on: int, outcome: int) -> None:
     with pytest.raises(ValueError):
-        plans.run_on_matches(run_on, outcome)
+        hook_policy.run_on_matches(run_on, outcome)
 
 
 def _script(**overrides) -> models.Script:

@@ -15,6 +15,7 @@ import pytest
 from library_service.domain.parameters import parse_references
 from library_service.templates import catalog
 from library_service.templates.catalog import TemplateFormatError, parse_template
+from shared import hook_policy
 from shared.stubs import library_pb2
 
 TEMPLATES = catalog.load_catalog()
@@ -75,7 +76,7 @@ def test_hook_types_and_run_on_come_from_the_header() -> None:
     assert by_name["docker-stop"].run_on == library_pb2.RUN_ON_SUCCESS
     assert by_name["healthcheck-ping"].hook_type == library_pb2.HOOK_TYPE_UNSPECIFIED
     assert by_name["postgres-dump"].timeout_seconds == 3600
-    assert by_name["docker-stop"].timeout_seconds == catalog.DEFAULT_TIMEOUT_SECONDS
+    assert by_name["docker-stop"].timeout_seconds == hook_policy.DEFAULT_TIMEOUT_SECONDS
     assert by_name["mysql-dump"].parameter("MYSQL_PASSWORD").secret  # type: ignore[union-attr]
     assert by_name["mysql-dump"].parameter("MYSQL_PASSWORD").type == (  # type: ignore[union-attr]
         library_pb2.PARAMETER_TYPE_SECRET

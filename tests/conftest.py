@@ -31,7 +31,7 @@ pytest.register_assert_rewrite(
 
 from library_service.app import LibraryApp, start_library
 from library_service.context import LibraryContext
-from shared.maintenance.store import open_database
+from library_service.maintenance.framework.store import open_database
 from shared.settings import Settings
 from shared.stubs import library_pb2_grpc
 from tests.service.executor_support import ExecutorHandle, open_executor

@@ -38,11 +38,11 @@ from library_service.context import LibraryContext
 from library_service.domain import assignments, parameters, scripts, windows
 from library_service.domain.parameters import ParameterSpec
 from library_service.maintenance.context import standalone_context
+from library_service.maintenance.framework import BaseScript, VerifyFailed, run_cli
 from library_service.maintenance.inline_export import InlineHook, read_export
 from library_service.store import models
 from library_service.store.database import Database
 from shared.errors import NotFound
-from shared.maintenance import BaseScript, VerifyFailed, run_cli
 from shared.stubs import library_pb2
 
 AUTHOR = "import-inline"

@@ -17,9 +17,15 @@ import structlog
 
 from library_service.context import LibraryContext
 from library_service.maintenance.context import standalone_context
+from library_service.maintenance.framework import (
+    BaseScript,
+    Outcome,
+    VerifyFailed,
+    run_cli,
+    run_script,
+)
 from library_service.store.database import Database
 from library_service.templates import catalog, installed
-from shared.maintenance import BaseScript, Outcome, VerifyFailed, run_cli, run_script
 
 log = structlog.get_logger("hookshelf.templates")
 

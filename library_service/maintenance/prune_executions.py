@@ -20,8 +20,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from library_service.maintenance import retention
+from library_service.maintenance.framework import BaseScript, VerifyFailed, run_cli
 from library_service.store.database import Database
-from shared.maintenance import BaseScript, VerifyFailed, run_cli
 
 MAX_LISTED = 20
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from library_service.context import LibraryContext
 from library_service.domain import scripts
 from library_service.maintenance import import_inline_scripts as module
+from library_service.maintenance.framework import runner
 from library_service.maintenance.import_inline_scripts import ImportInlineScripts
 from library_service.store import models
 from library_service.store.database import Database
-from shared.maintenance import runner
 from shared.stubs import library_pb2
 
 PRE, POST = library_pb2.HOOK_TYPE_PRE_BACKUP, library_pb2.HOOK_TYPE_POST_BACKUP

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from library_service.maintenance.framework import tracker
+from library_service.maintenance.framework.store import open_database
 from library_service.store import migrate
-from shared.maintenance import tracker
-from shared.maintenance.store import open_database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ SAMPLE = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from shared.maintenance import BaseScript, main, run_cli
+    from library_service.maintenance.framework import BaseScript, main, run_cli
 
 
     class Sample(BaseScript):

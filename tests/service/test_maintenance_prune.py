@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from library_service.maintenance.framework import runner
+from library_service.maintenance.framework.store import open_database
 from library_service.maintenance.prune_executions import PruneExecutions
 from library_service.store import models
 from library_service.store.database import Database
-from shared.maintenance import runner
-from shared.maintenance.store import open_database
 
 # (script_id, script_name, days ago)
 HISTORY = [

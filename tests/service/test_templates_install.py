@@ -13,12 +13,12 @@ from sqlalchemy import select
 
 from library_service.context import LibraryContext
 from library_service.domain import scripts, versions
+from library_service.maintenance.framework import run_script
 from library_service.maintenance.install_templates import InstallTemplates
 from library_service.store import models
 from library_service.store.database import Database
 from library_service.templates import catalog
 from library_service.templates.instantiate import instantiate
-from shared.maintenance import run_script
 from shared.settings import Settings
 from shared.stubs import library_pb2
 

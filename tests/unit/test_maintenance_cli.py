@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.maintenance import (
+from library_service.maintenance.framework import (
     BaseScript,
     EnvironmentNotAllowed,
     current_environment,
     main,
     require_environment,
 )
-from shared.maintenance.cli import parse
+from library_service.maintenance.framework.cli import parse
 
 
 class WithOptions(BaseScript):

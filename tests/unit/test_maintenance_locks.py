@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.maintenance import locks
+from library_service.maintenance.framework import locks
 
 
 def test_the_advisory_key_is_a_stable_signed_64_bit_number() -> None:

@@ -12,9 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from library_service.maintenance.framework import (
+    BaseScript,
+    VerifyFailed,
+    locks,
+    require_environment,
+    runner,
+    tracker,
+)
+from library_service.maintenance.framework.store import open_database
 from library_service.store.database import Database
-from shared.maintenance import BaseScript, VerifyFailed, locks, require_environment, runner, tracker
-from shared.maintenance.store import open_database
 
 
 class Recorder(BaseScript):

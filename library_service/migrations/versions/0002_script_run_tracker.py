@@ -1,6 +1,6 @@
 """script_run_tracker: one row per run of a tracked maintenance script
 
-Written by shared.maintenance (the BaseScript framework). A row starts pending and ends
+Written by library_service.maintenance.framework (the BaseScript framework). A row starts pending and ends
 success, failed or rolled_back; a pending row whose owner died (lock free, or lease not
 renewed) is turned into failed ("interrupted") by the next caller. `details` holds what a
 run wants to remember for its rollback, e.g. the ids it created.

@@ -18,14 +18,14 @@ import signal
 import sys
 from typing import NoReturn
 
-from shared.maintenance import runner
-from shared.maintenance.script import BaseScript
-from shared.maintenance.store import open_database
+from library_service.maintenance.framework import runner
+from library_service.maintenance.framework.script import TrackedScript
+from library_service.maintenance.framework.store import open_database
 
 COMMANDS = ("run", "rollback", "status")
 
 
-def build_parser(script: BaseScript, command: str) -> argparse.ArgumentParser:
+def build_parser(script: TrackedScript, command: str) -> argparse.ArgumentParser:
     summary = (type(script).__doc__ or "").strip().split("\n\n")[0]
     parser = argparse.ArgumentParser(prog=f"{script.name} {command}", description=summary)
     parser.add_argument(
@@ -40,7 +40,7 @@ def build_parser(script: BaseScript, command: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse(script: BaseScript, argv: list[str]) -> tuple[str, argparse.Namespace]:
+def parse(script: TrackedScript, argv: list[str]) -> tuple[str, argparse.Namespace]:
     """Split off the command (default run), parse the rest for it."""
     command = "run"
     if argv and argv[0] in COMMANDS:
@@ -55,7 +55,7 @@ def parse(script: BaseScript, argv: list[str]) -> tuple[str, argparse.Namespace]
     return command, args
 
 
-async def dispatch(script: BaseScript, command: str, args: argparse.Namespace) -> runner.Outcome:
+async def dispatch(script: TrackedScript, command: str, args: argparse.Namespace) -> runner.Outcome:
     """Open the database, do the command, close."""
     script.options = args
     db = await open_database(args.database_url)
@@ -69,7 +69,7 @@ async def dispatch(script: BaseScript, command: str, args: argparse.Namespace) -
         await db.close()
 
 
-async def _main(script: BaseScript, command: str, args: argparse.Namespace) -> runner.Outcome:
+async def _main(script: TrackedScript, command: str, args: argparse.Namespace) -> runner.Outcome:
     # SIGTERM cancels the run like Ctrl-C does, so its row says "interrupted" at once
     # instead of waiting for the next caller to find the lock free.
     task = asyncio.current_task()
@@ -79,7 +79,7 @@ async def _main(script: BaseScript, command: str, args: argparse.Namespace) -> r
     return await dispatch(script, command, args)
 
 
-def run_cli(script: BaseScript, argv: list[str] | None = None) -> NoReturn:
+def run_cli(script: TrackedScript, argv: list[str] | None = None) -> NoReturn:
     """Parse the command line, run the command, print the outcome, exit with its code."""
     command, args = parse(script, sys.argv[1:] if argv is None else argv)
     try:
@@ -92,6 +92,15 @@ def run_cli(script: BaseScript, argv: list[str] | None = None) -> NoReturn:
     sys.exit(outcome.exit_code)
 
 
-def main(script: BaseScript, argv: list[str] | None = None) -> NoReturn:
+class BaseScript(TrackedScript):
+    """What a maintenance script subclasses: the runner's contract (`TrackedScript`) and
+    its command line. It lives here, above the runner, so no module imports back up."""
+
+    def main(self, argv: list[str] | None = None) -> NoReturn:
+        """``MyScript().main()``: the older spelling of ``run_cli(MyScript())``."""
+        run_cli(self, argv)
+
+
+def main(script: TrackedScript, argv: list[str] | None = None) -> NoReturn:
     """Older scripts end with ``main(MyScript())``; same as run_cli."""
     run_cli(script, argv)

@@ -1,7 +1,8 @@
-"""`BaseScript`: what a tracked maintenance script implements.
+"""`TrackedScript`: what a tracked maintenance script implements.
 
-A script subclasses it and gives `execute` (required), `verify` (should: a run is a
-success only when it passes) and `rollback` (optional). The runner (`runner.py`) does the
+A script subclasses `BaseScript` (this contract plus its command line, `cli.py`) and
+gives `execute` (required), `verify` (should: a run is a success only when it passes)
+and `rollback` (optional). The runner (`runner.py`) does the
 rest: the lock, the tracker row, the heartbeat, the verdict. Start a script file with the
 standard path set-up, so it runs directly from its file:
 
@@ -21,11 +22,10 @@ import hashlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from library_service.store.database import Database
-    from shared.maintenance.tracker import TrackedRun
+from library_service.maintenance.framework.tracker import TrackedRun
+from library_service.store.database import Database
 
 
 class RollbackNotSupported(Exception):
@@ -36,8 +36,9 @@ class VerifyFailed(Exception):
     """Raised by `verify` to say why the run does not count as a success."""
 
 
-class BaseScript:
-    """A named, tracked maintenance script. Subclasses call ``super().__init__(name)``."""
+class TrackedScript:
+    """A named, tracked maintenance script: what the runner needs of it. Scripts subclass
+    `BaseScript` (cli.py), which adds ``main``; subclasses call ``super().__init__(name)``."""
 
     # A success is not repeated without --force. Repeatable jobs (pruning) set False.
     run_once: bool = True
@@ -114,12 +115,6 @@ class BaseScript:
                 f"{path.name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()
             )
         return "sha256:" + combined.hexdigest()
-
-    def main(self, argv: list[str] | None = None) -> None:
-        """``MyScript().main()``: the older spelling of ``run_cli(MyScript())``."""
-        from shared.maintenance.cli import run_cli
-
-        run_cli(self, argv)
 
     def reset(self, echo: Callable[[str], None]) -> None:
         """Called by the runner before each run or rollback."""

@@ -11,18 +11,19 @@ import contextlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import structlog
 
-from shared.maintenance import locks, tracker
-from shared.maintenance.environment import EnvironmentNotAllowed
-from shared.maintenance.script import BaseScript, RollbackNotSupported, VerifyFailed
-from shared.maintenance.store import open_database
-from shared.maintenance.tracker import TrackedRun
-
-if TYPE_CHECKING:
-    from library_service.store.database import Database
+from library_service.maintenance.framework import locks, tracker
+from library_service.maintenance.framework.environment import EnvironmentNotAllowed
+from library_service.maintenance.framework.script import (
+    RollbackNotSupported,
+    TrackedScript,
+    VerifyFailed,
+)
+from library_service.maintenance.framework.store import open_database
+from library_service.maintenance.framework.tracker import TrackedRun
+from library_service.store.database import Database
 
 log = structlog.get_logger("hookshelf.maintenance")
 
@@ -69,7 +70,7 @@ class Outcome:
 
 
 async def run(
-    script: BaseScript,
+    script: TrackedScript,
     db: Database,
     *,
     force: bool = False,
@@ -92,10 +93,10 @@ async def run(
 
 
 async def rollback(
-    script: BaseScript, db: Database, *, echo: Callable[[str], None] = print
+    script: TrackedScript, db: Database, *, echo: Callable[[str], None] = print
 ) -> Outcome:
     """Undo the last successful run; it becomes rolled_back, the rollback gets a row."""
-    if type(script).rollback is BaseScript.rollback:
+    if type(script).rollback is TrackedScript.rollback:
         return Outcome(script.name, "rollback", tracker.FAILED, f"{script.name} has no rollback")
     lock = locks.lock_for(db.url, script.name)
     if not await _acquire(lock, db, script.name, 0.0):
@@ -123,7 +124,7 @@ async def rollback(
         await lock.release()
 
 
-async def status(script: BaseScript, db: Database, *, limit: int = 10) -> Outcome:
+async def status(script: TrackedScript, db: Database, *, limit: int = 10) -> Outcome:
     """Report the runs; on the way, mark runs whose process died as interrupted."""
     lock = locks.lock_for(db.url, script.name)
     if await lock.try_acquire():
@@ -154,7 +155,7 @@ async def status(script: BaseScript, db: Database, *, limit: int = 10) -> Outcom
 
 
 async def run_script(
-    script: BaseScript,
+    script: TrackedScript,
     *,
     database: Database | None = None,
     database_url: str | None = None,
@@ -216,7 +217,7 @@ async def _busy(db: Database, name: str, action: str) -> Outcome:
 
 
 async def _already_done(
-    script: BaseScript, db: Database, checksum: str, force: bool
+    script: TrackedScript, db: Database, checksum: str, force: bool
 ) -> Outcome | None:
     """The skip verdict when the last run succeeded and nothing asks for another."""
     if force or not script.run_once:
@@ -240,7 +241,7 @@ async def _already_done(
 
 
 async def _tracked(
-    script: BaseScript,
+    script: TrackedScript,
     db: Database,
     action: str,
     force: bool,
@@ -291,7 +292,7 @@ async def _tracked(
     return Outcome(script.name, action, outcome_status, message, run_id=row.id)
 
 
-async def _verify(script: BaseScript, db: Database) -> str:
+async def _verify(script: TrackedScript, db: Database) -> str:
     """The reason the run is not a success, or "" when verify passes."""
     try:
         if await script.verify(db):
@@ -302,7 +303,7 @@ async def _verify(script: BaseScript, db: Database) -> str:
 
 
 async def _finish(
-    script: BaseScript, db: Database, row: TrackedRun, status: str, error: str
+    script: TrackedScript, db: Database, row: TrackedRun, status: str, error: str
 ) -> None:
     await tracker.finish(
         db.engine,
@@ -314,7 +315,7 @@ async def _finish(
     )
 
 
-async def _heartbeat(script: BaseScript, db: Database, run_id: int) -> None:
+async def _heartbeat(script: TrackedScript, db: Database, run_id: int) -> None:
     """Renew the lease while the run lives; a missed beat is retried at the next one."""
     while True:
         await asyncio.sleep(script.heartbeat_seconds)

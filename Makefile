@@ -9,16 +9,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 RUFF := $(VENV)/bin/ruff
+# The released contract as a buf image: `make lint` fails on any change buf's FILE rules
+# call breaking (a field or RPC removed, renumbered, retyped); `make baseline` moves it.
+BUF_BASELINE := protos/baseline/hookshelf-v1.binpb
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: help setup generate check-generated lint test postgres test-tools demo bench
+.PHONY: help setup generate check-generated lint baseline test postgres test-tools demo bench
 
 help:
 	@echo "make setup            .venv (Python deps) and node_modules (buf); idempotent"
 	@echo "make demo             both services on SQLite + a real Borg backup wrapped in hooks"
 	@echo "make test             setup, make sure PostgreSQL runs, run the whole test suite"
-	@echo "make lint             buf lint, buf format --diff, ruff check"
+	@echo "make lint             buf lint, buf format --diff, buf breaking (vs the baseline), ruff check"
+	@echo "make baseline         at a release: record protos/ as the contract buf breaking checks against"
 	@echo "make generate         regenerate shared/stubs from protos/"
 	@echo "make check-generated  fail if shared/stubs drifted from protos/"
 	@echo "make bench            library and executor benchmarks (needs PostgreSQL)"
@@ -35,7 +39,14 @@ check-generated: setup
 lint: setup
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+	$(BUF) breaking --against $(BUF_BASELINE)
 	$(RUFF) check .
+
+# Release step: after tagging, record the contract as released (fails if it breaks the old
+# one). Source info is left out: comments are not contract, and the image stays small.
+baseline: setup
+	$(BUF) breaking --against $(BUF_BASELINE)
+	$(BUF) build --exclude-source-info -o $(BUF_BASELINE)
 
 postgres:
 	@bash scripts/ensure_postgres.sh

@@ -8,6 +8,7 @@ import signal
 from executor_service.app import start_executor
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
+from shared.service_cli import EXECUTOR, parse_service_args
 from shared.settings import load_settings
 
 
@@ -25,6 +26,7 @@ async def _main() -> None:
 
 
 def main() -> None:
+    parse_service_args(EXECUTOR)
     asyncio.run(_main())
 
 

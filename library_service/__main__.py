@@ -12,6 +12,7 @@ from library_service.domain.secrets import SecretKeyError
 from shared.grpc_server import exit_leaving_no_stuck_threads, serve_until_signal
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
+from shared.service_cli import LIBRARY, parse_service_args
 from shared.settings import load_settings
 
 # How long closing the database may take after the server drained.
@@ -36,6 +37,7 @@ async def _main() -> None:
 
 
 def main() -> None:
+    parse_service_args(LIBRARY)
     try:
         asyncio.run(_main())
     except SecretKeyError as error:

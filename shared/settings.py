@@ -18,21 +18,39 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="SQLAlchemy URL; empty means SQLite at <data_dir>/library.db."
     )
-    library_listen: str = Field(default="127.0.0.1:50051", description="host:port or unix:path.")
+    library_listen: str = Field(
+        default="127.0.0.1:50051", description="Where the library serves: host:port or unix:path."
+    )
     library_health_listen: str = Field(
         default="", description="Separate health port for probes (host:port); empty: none."
     )
-    library_target: str = Field(default="127.0.0.1:50051", description="Where clients find it.")
-    executor_listen: str = Field(default="unix:./.data/executor.sock")
-    executor_health_listen: str = Field(default="")
-    executor_target: str = Field(default="unix:./.data/executor.sock")
-    executor_state_dir: Path = Field(default=Path("./.data/executor"))
-    executor_max_concurrent_runs: int = Field(default=256, ge=1)
+    library_target: str = Field(
+        default="127.0.0.1:50051", description="Where clients (executor, CLI) find the library."
+    )
+    executor_listen: str = Field(
+        default="unix:./.data/executor.sock",
+        description="Where the executor serves: unix:path or host:port.",
+    )
+    executor_health_listen: str = Field(
+        default="", description="Separate health port for probes (host:port); empty: none."
+    )
+    executor_target: str = Field(
+        default="unix:./.data/executor.sock", description="Where clients find the executor."
+    )
+    executor_state_dir: Path = Field(
+        default=Path("./.data/executor"),
+        description="Executor journal and content cache; must survive restarts.",
+    )
+    executor_max_concurrent_runs: int = Field(
+        default=256, ge=1, description="Open backup runs accepted before RESOURCE_EXHAUSTED."
+    )
     secret_key: str = Field(default="", description="Fernet key; empty: a key file in data_dir.")
     auth_token: str = Field(default="", description="Bearer token both sides must present.")
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field(default="json", description="json or console.")
-    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="After SIGTERM, how long in-flight calls may finish."
+    )
     metrics_listen: str = Field(default="", description="host:port for Prometheus; empty: off.")
     mirror_enabled: bool = Field(
         default=True, description="Mirror scripts to files; exactly one replica may own it."

@@ -11,19 +11,54 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from typer.completion import Shells, completion_init, get_completion_script, install
 
 from shared.cli import assignments, backup, history, runs, scripts, templates, windows
 from shared.cli.runtime import Config, fail
+from shared.service_cli import hookshelf_version
 from shared.settings import load_settings
 
 app = typer.Typer(
     name="hookshelf",
     help="Backup hook scripts with guarantees: manage the library, run chains, wrap backups.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # ours below take the shell as a value
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+# Typer's own completion options take the shell from detecting the parent process only (a
+# shell named after them is ignored; with no shell to detect they fail). Ours take it as a
+# value, so `hookshelf --show-completion bash` works anywhere, scripts and CI included.
+# The classes answering the completion requests themselves are Typer's.
+completion_init()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hookshelf {hookshelf_version()}")
+        raise typer.Exit()
+
+
+def _show_completion(ctx: typer.Context, shell: Shells | None) -> None:
+    if shell is not None and not ctx.resilient_parsing:
+        typer.echo(
+            get_completion_script(
+                prog_name="hookshelf", complete_var="_HOOKSHELF_COMPLETE", shell=shell.value
+            )
+        )
+        raise typer.Exit()
+
+
+def _install_completion(ctx: typer.Context, shell: Shells | None) -> None:
+    if shell is not None and not ctx.resilient_parsing:
+        installed_shell, path = install(
+            shell=shell.value, prog_name="hookshelf", complete_var="_HOOKSHELF_COMPLETE"
+        )
+        typer.echo(f"{installed_shell} completion installed in {path}")
+        typer.echo("It takes effect in new shells.")
+        raise typer.Exit()
+
+
 app.add_typer(scripts.app, name="scripts")
 app.add_typer(templates.app, name="templates")
 app.add_typer(windows.app, name="windows")
@@ -61,6 +96,40 @@ def main(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per call (streams excepted).")] = 10.0,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=False,
+            callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        Shells | None,
+        typer.Option(
+            "--show-completion",
+            metavar="SHELL",
+            is_eager=True,
+            expose_value=False,
+            callback=_show_completion,
+            help="Print the completion script for SHELL (bash, zsh, fish, powershell) and exit.",
+            show_default=False,
+        ),
+    ] = None,
+    install_completion: Annotated[
+        Shells | None,
+        typer.Option(
+            "--install-completion",
+            metavar="SHELL",
+            is_eager=True,
+            expose_value=False,
+            callback=_install_completion,
+            help="Install completion for SHELL in your shell's start-up file and exit.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     try:
         settings = load_settings()

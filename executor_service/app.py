@@ -16,23 +16,23 @@ from pathlib import Path
 
 import structlog
 
-from executor_service.admission import Admission
-from executor_service.chains import ChainRunner
+from executor_service.api.servicer import HookExecutorServicer
+from executor_service.chains.chain_runner import ChainRunner
+from executor_service.chains.control import Lifecycle
 from executor_service.clock import Clock
-from executor_service.content_cache import ContentCache
-from executor_service.control import Lifecycle
-from executor_service.inline_hooks import InlineHooks
 from executor_service.journal import Journal
-from executor_service.leftovers import end_leftovers
-from executor_service.library_port import GrpcLibrary
-from executor_service.promises import LEASE_CHECK_INTERVAL, Promises
-from executor_service.recorder import MAX_BACKOFF, Recorder
-from executor_service.runs import BackupRuns
-from executor_service.script_tests import ScriptTests
-from executor_service.servicer import HookExecutorServicer
-from executor_service.subreaper import become_subreaper
+from executor_service.library.content_cache import ContentCache
+from executor_service.library.port import GrpcLibrary
+from executor_service.library.recorder import MAX_BACKOFF, Recorder
+from executor_service.runner.leftovers import end_leftovers
+from executor_service.runner.subreaper import become_subreaper
+from executor_service.runs.admission import Admission
+from executor_service.runs.backup_runs import BackupRuns
+from executor_service.runs.inline_hooks import InlineHooks
+from executor_service.runs.promises import LEASE_CHECK_INTERVAL, Promises
+from executor_service.runs.script_tests import ScriptTests
+from executor_service.runs.windows import Windows
 from executor_service.tasks import TaskKeeper
-from executor_service.windows import Windows
 from shared.grpc_server import RunningServer, start_server
 from shared.request_decoding import add_service
 from shared.settings import Settings

@@ -11,7 +11,7 @@ when any of these holds:
 * it was attributed by an earlier scan (same pid *and* start time);
 * it descends from a process that belongs;
 * it is an orphan re-parented to the executor (a child subreaper, see
-  ``executor_service.subreaper``) whose initial environment carries the step's marker
+  ``executor_service.runner.subreaper``) whose initial environment carries the step's marker
   (``HOOKSHELF_EXECUTION_ID=<its id>``) — covers ``setsid`` children whose parent exited
   between two scans.
 

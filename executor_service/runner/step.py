@@ -64,8 +64,8 @@ from executor_service.runner.process_tree import (
     kill_now,
     terminate,
 )
+from executor_service.runner.subreaper import become_subreaper
 from executor_service.runner.workspace import Workspace, create_workspace
-from executor_service.subreaper import become_subreaper
 from shared.hook_policy import EXIT_SKIP_REQUESTED
 from shared.stubs import executor_pb2, library_pb2
 

@@ -30,8 +30,10 @@ class LibraryClient(BaseClient):
             request.request_id = uuid.uuid4().hex  # makes the retry safe
         return await self.unary("CreateScript", request, idempotent=True)
 
-    async def get_script(self, request: pb.GetScriptRequest) -> pb.GetScriptResponse:
-        return await self.unary("GetScript", request, idempotent=True)
+    async def get_script(
+        self, request: pb.GetScriptRequest, *, timeout: float | None = None
+    ) -> pb.GetScriptResponse:
+        return await self.unary("GetScript", request, idempotent=True, timeout=timeout)
 
     async def list_scripts(self, request: pb.ListScriptsRequest) -> pb.ListScriptsResponse:
         return await self.unary("ListScripts", request, idempotent=True)
@@ -48,9 +50,9 @@ class LibraryClient(BaseClient):
         return await self.unary("ListScriptVersions", request, idempotent=True)
 
     async def get_script_content(
-        self, request: pb.GetScriptContentRequest
+        self, request: pb.GetScriptContentRequest, *, timeout: float | None = None
     ) -> pb.GetScriptContentResponse:
-        return await self.unary("GetScriptContent", request, idempotent=True)
+        return await self.unary("GetScriptContent", request, idempotent=True, timeout=timeout)
 
     # Assignments and plans.
     async def assign_script(self, request: pb.AssignScriptRequest) -> pb.AssignScriptResponse:
@@ -75,15 +77,21 @@ class LibraryClient(BaseClient):
         return await self.unary("ReorderAssignments", request, idempotent=True)
 
     async def resolve_hook_plan(
-        self, request: pb.ResolveHookPlanRequest
+        self, request: pb.ResolveHookPlanRequest, *, timeout: float | None = None
     ) -> pb.ResolveHookPlanResponse:
-        return await self.unary("ResolveHookPlan", request, idempotent=True)
+        return await self.unary("ResolveHookPlan", request, idempotent=True, timeout=timeout)
 
     # History.
     async def record_executions(
-        self, request: pb.RecordExecutionsRequest
+        self,
+        request: pb.RecordExecutionsRequest,
+        *,
+        timeout: float | None = None,
+        retry: bool = True,
     ) -> pb.RecordExecutionsResponse:
-        return await self.unary("RecordExecutions", request, idempotent=True)
+        """Idempotent by execution id; ``retry=False`` for a caller that owns its retries
+        (the executor's outbox, which backs off between deliveries)."""
+        return await self.unary("RecordExecutions", request, idempotent=retry, timeout=timeout)
 
     async def list_executions(self, request: pb.ListExecutionsRequest) -> pb.ListExecutionsResponse:
         return await self.unary("ListExecutions", request, idempotent=True)
@@ -106,9 +114,9 @@ class LibraryClient(BaseClient):
         return await self.unary("CreateMaintenanceWindow", request, idempotent=False)
 
     async def get_maintenance_window(
-        self, request: pb.GetMaintenanceWindowRequest
+        self, request: pb.GetMaintenanceWindowRequest, *, timeout: float | None = None
     ) -> pb.GetMaintenanceWindowResponse:
-        return await self.unary("GetMaintenanceWindow", request, idempotent=True)
+        return await self.unary("GetMaintenanceWindow", request, idempotent=True, timeout=timeout)
 
     async def list_maintenance_windows(
         self, request: pb.ListMaintenanceWindowsRequest

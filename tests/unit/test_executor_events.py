@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from executor_service.events import HELD_BACK_DEPTH, EventStream
+from executor_service.chains.events import HELD_BACK_DEPTH, EventStream
 from shared.stubs import executor_pb2
 
 

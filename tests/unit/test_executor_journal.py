@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from executor_service import content_cache as content_cache_module
 from executor_service import journal as journal_module
-from executor_service import records
-from executor_service.content_cache import ContentCache, ContentUnavailable, digest_of
+from executor_service.chains import records
 from executor_service.journal import Journal, RunRecord, StateDirInUse, StepRow
+from executor_service.library import content_cache as content_cache_module
+from executor_service.library.content_cache import ContentCache, ContentUnavailable, digest_of
 from shared.errors import FailedPrecondition, NotFound
 from shared.stubs import executor_pb2, library_pb2
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from executor_service.content_cache import ContentCache, digest_of
-from executor_service.prepared_steps import PreparedStep
+from executor_service.chains.prepared_steps import PreparedStep
+from executor_service.library.content_cache import ContentCache, digest_of
 from executor_service.runner.workspace import OUTPUT_FILE_NAME, WorkspacePool
 from shared.errors import Unavailable
 

@@ -11,7 +11,7 @@ import pytest
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import CHUNK_LIMIT, OutputChunk
 from executor_service.runner.step import StepSpec, run_step
-from executor_service.subreaper import become_subreaper
+from executor_service.runner.subreaper import become_subreaper
 from shared.stubs import library_pb2
 
 VOLUME = 200_000_000

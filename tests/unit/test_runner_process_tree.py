@@ -16,7 +16,7 @@ import pytest
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import OutputChunk
 from executor_service.runner.step import StepResult, StepSpec, run_step
-from executor_service.subreaper import become_subreaper, is_subreaper
+from executor_service.runner.subreaper import become_subreaper, is_subreaper
 from shared.stubs import library_pb2
 
 Status = library_pb2.ExecutionStatus

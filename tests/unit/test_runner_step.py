@@ -17,7 +17,7 @@ from executor_service.runner.capture import HEAD_LIMIT, TAIL_LIMIT
 from executor_service.runner.environment import BASE_PATH, build_environment
 from executor_service.runner.output import CHUNK_LIMIT, OutputChunk
 from executor_service.runner.step import StepResult, StepSpec, run_step
-from executor_service.subreaper import become_subreaper
+from executor_service.runner.subreaper import become_subreaper
 from shared.stubs import executor_pb2, library_pb2
 
 STDOUT = executor_pb2.OUTPUT_STREAM_STDOUT

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from executor_service.content_cache import ContentCache
 from executor_service.journal import KIND_INLINE
-from executor_service.runs import BackupRuns, BeginRequest, Plans, Started
+from executor_service.library.content_cache import ContentCache
+from executor_service.runs.backup_runs import BackupRuns, BeginRequest, Plans, Started
 from shared.errors import InvalidArgument, Violations
 from shared.hook_policy import (
     DEFAULT_TIMEOUT_SECONDS,

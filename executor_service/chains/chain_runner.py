@@ -32,19 +32,19 @@ from pathlib import Path
 
 import structlog
 
-from executor_service import records
+from executor_service.chains import records
+from executor_service.chains.control import ChainControl, StopReason
+from executor_service.chains.events import EventStream
+from executor_service.chains.prepared_steps import PreparedStep, ReadyStep
+from executor_service.chains.variables import system_variables
 from executor_service.clock import Clock, iso_utc
-from executor_service.content_cache import ContentCache
-from executor_service.control import ChainControl, StopReason
-from executor_service.events import EventStream
 from executor_service.journal import Journal, RunRecord, StepRow
-from executor_service.prepared_steps import PreparedStep, ReadyStep
+from executor_service.library.content_cache import ContentCache
 from executor_service.runner.environment import build_environment
 from executor_service.runner.output import OutputChunk
 from executor_service.runner.redaction import redact_text
 from executor_service.runner.step import StepSpec, run_step
 from executor_service.runner.workspace import WorkspacePool
-from executor_service.variables import system_variables
 from shared.errors import HookshelfError
 from shared.hook_policy import DEFAULT_ON_ERROR, DEFAULT_TIMEOUT_SECONDS, run_on_matches
 from shared.stubs import executor_pb2, library_pb2

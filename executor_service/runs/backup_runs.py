@@ -27,36 +27,40 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from executor_service.admission import Admission, Slot
-from executor_service.chains import PRE, ChainContext, ChainResult, ChainRunner, Stop, chain_steps
+from executor_service.chains.chain_runner import (
+    PRE,
+    ChainContext,
+    ChainResult,
+    ChainRunner,
+    Stop,
+    chain_steps,
+)
+from executor_service.chains.control import ChainControl, Lifecycle, StopReason
+from executor_service.chains.events import EventStream
+from executor_service.chains.summaries import recorded_end, run_view, summary
+from executor_service.chains.variables import check_variables
 from executor_service.clock import Clock
-from executor_service.content_cache import ContentCache, ContentUnavailable
-from executor_service.control import ChainControl, Lifecycle, StopReason
-from executor_service.events import EventStream
 from executor_service.journal import KIND_BACKUP, KIND_INLINE, Journal, RunRecord
-from executor_service.library_port import LibraryPort
-from executor_service.promises import AWAITING_END, ENDED, POST_RUNNING, PRE_RUNNING, Promises
-from executor_service.summaries import recorded_end, run_view, summary
+from executor_service.library.content_cache import ContentCache, ContentUnavailable
+from executor_service.library.port import LibraryPort
+from executor_service.runs.admission import Admission, Slot
+from executor_service.runs.checks import (
+    DEFAULT_LEASE_SECONDS,
+    MAX_PATH_LENGTH,
+    check_lease,
+    check_outcome,
+    check_run_id,
+    check_text,
+)
+from executor_service.runs.promises import AWAITING_END, ENDED, POST_RUNNING, PRE_RUNNING, Promises
 from executor_service.tasks import TaskKeeper
-from executor_service.variables import check_variables
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from shared.hook_policy import MAX_ID_LENGTH, MAX_INLINE_CONTENT_BYTES
 from shared.stubs import executor_pb2, library_pb2
 
 log = structlog.get_logger("hookshelf.executor.runs")
 
-MIN_LEASE_SECONDS = 60
-MAX_LEASE_SECONDS = 86_400
-DEFAULT_LEASE_SECONDS = 600
-MAX_PATH_LENGTH = 4096
 CONTENT_FETCH_CONCURRENCY = 16
-# What a client may report; ABORTED and SKIPPED are the executor's own outcomes.
-END_OUTCOMES = (
-    library_pb2.BACKUP_OUTCOME_SUCCESS,
-    library_pb2.BACKUP_OUTCOME_WARNING,
-    library_pb2.BACKUP_OUTCOME_FAILURE,
-    library_pb2.BACKUP_OUTCOME_CANCELLED,
-)
 _OUTCOME_OF_STOP = {
     Stop.SKIP: library_pb2.BACKUP_OUTCOME_SKIPPED,
     Stop.ABORT: library_pb2.BACKUP_OUTCOME_ABORTED,
@@ -87,48 +91,6 @@ class Started:
 
     stream: EventStream
     client_gone: Callable[[], None] = lambda: None
-
-
-def check_lease(field_name: str, seconds: int) -> int:
-    """60-86400, or 0 for the default."""
-    if seconds == 0:
-        return DEFAULT_LEASE_SECONDS
-    if not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
-        raise InvalidArgument(
-            field_name,
-            f"must be between {MIN_LEASE_SECONDS} and {MAX_LEASE_SECONDS} seconds "
-            f"(or 0 for {DEFAULT_LEASE_SECONDS}), got {seconds}",
-        )
-    return seconds
-
-
-def check_text(
-    problems: Violations, field_name: str, value: str, *, limit: int, required: bool = False
-) -> None:
-    if required and not value:
-        problems.add(field_name, "is required")
-    elif len(value) > limit:
-        problems.add(field_name, f"must be at most {limit} characters")
-    elif "\x00" in value:
-        problems.add(field_name, "must not contain NUL characters")
-
-
-def check_outcome(field_name: str, outcome: int) -> int:
-    if outcome == library_pb2.BACKUP_OUTCOME_UNSPECIFIED:
-        raise InvalidArgument(field_name, "is required: SUCCESS, WARNING, FAILURE or CANCELLED")
-    if outcome not in END_OUTCOMES:
-        raise InvalidArgument(
-            field_name, f"must be SUCCESS, WARNING, FAILURE or CANCELLED, got {outcome}"
-        )
-    return outcome
-
-
-def check_run_id(run_id: str) -> str:
-    if not run_id:
-        raise InvalidArgument("run_id", "is required")
-    if len(run_id) > MAX_ID_LENGTH:
-        raise InvalidArgument("run_id", f"must be at most {MAX_ID_LENGTH} characters")
-    return run_id
 
 
 class BackupRuns:

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from executor_service.events import relay
-from executor_service.inline_hooks import InlineHooks, InlineRequest
-from executor_service.records import timestamp
-from executor_service.runs import BackupRuns, BeginRequest
-from executor_service.script_tests import ScriptTests, TestRequest
-from executor_service.windows import Windows
+from executor_service.chains.events import relay
+from executor_service.chains.records import timestamp
+from executor_service.runs.backup_runs import BackupRuns, BeginRequest
+from executor_service.runs.inline_hooks import InlineHooks, InlineRequest
+from executor_service.runs.script_tests import ScriptTests, TestRequest
+from executor_service.runs.windows import Windows
 from shared.stubs import executor_pb2, executor_pb2_grpc
 
 pb = executor_pb2

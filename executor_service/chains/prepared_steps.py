@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor_service.content_cache import ContentCache
+from executor_service.library.content_cache import ContentCache
 from executor_service.runner.workspace import Workspace, WorkspacePool
 
 

@@ -19,7 +19,7 @@ import random
 import structlog
 
 from executor_service.journal import Journal
-from executor_service.library_port import LibraryPort
+from executor_service.library.port import LibraryPort
 from shared.errors import InvalidArgument, Unavailable
 
 log = structlog.get_logger("hookshelf.executor.recorder")

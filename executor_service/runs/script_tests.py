@@ -21,22 +21,22 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from executor_service.admission import Admission, Slot
-from executor_service.chains import (
+from executor_service.chains.chain_runner import (
     PRE,
     ChainContext,
     ChainRunner,
     ChainStep,
 )
+from executor_service.chains.control import ChainControl, Lifecycle, StopReason
+from executor_service.chains.events import EventStream
+from executor_service.chains.summaries import summary
+from executor_service.chains.variables import check_variables
 from executor_service.clock import Clock, iso_utc
-from executor_service.content_cache import ContentCache
-from executor_service.control import ChainControl, Lifecycle, StopReason
-from executor_service.events import EventStream
-from executor_service.library_port import LibraryPort
-from executor_service.runs import Started
-from executor_service.summaries import summary
+from executor_service.library.content_cache import ContentCache
+from executor_service.library.port import LibraryPort
+from executor_service.runs.admission import Admission, Slot
+from executor_service.runs.backup_runs import Started
 from executor_service.tasks import TaskKeeper
-from executor_service.variables import check_variables
 from shared.errors import InvalidArgument, Violations
 from shared.hook_policy import (
     DEFAULT_ON_ERROR,

@@ -23,21 +23,14 @@ from __future__ import annotations
 
 import asyncio
 
+from executor_service.chains.events import EventStream
 from executor_service.clock import Clock
-from executor_service.content_cache import ContentCache
-from executor_service.events import EventStream
 from executor_service.journal import KIND_WINDOW, Journal, RunRecord
-from executor_service.library_port import LibraryPort
-from executor_service.promises import AWAITING_END
-from executor_service.runs import (
-    BackupRuns,
-    BeginRequest,
-    Plans,
-    Started,
-    check_lease,
-    check_outcome,
-    check_text,
-)
+from executor_service.library.content_cache import ContentCache
+from executor_service.library.port import LibraryPort
+from executor_service.runs.backup_runs import BackupRuns, BeginRequest, Plans, Started
+from executor_service.runs.checks import check_lease, check_outcome, check_text
+from executor_service.runs.promises import AWAITING_END
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from shared.hook_policy import DEFAULT_TIMEOUT_SECONDS, MAX_ID_LENGTH
 from shared.stubs import executor_pb2, library_pb2

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from executor_service.chains import ChainResult
+from executor_service.chains.chain_runner import ChainResult
+from executor_service.chains.records import timestamp
 from executor_service.journal import RunRecord, StepRow
-from executor_service.records import timestamp
 from shared.stubs import executor_pb2, library_pb2
 
 

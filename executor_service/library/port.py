@@ -8,8 +8,8 @@ NOT_FOUND → NotFound, INVALID_ARGUMENT → InvalidArgument with the library's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Protocol, TypeVar
 
 import grpc
 
@@ -23,6 +23,8 @@ from shared.stubs import library_pb2 as pb
 PLAN_TIMEOUT = 10.0
 CONTENT_TIMEOUT = 20.0
 RECORD_TIMEOUT = 30.0
+
+_T = TypeVar("_T")
 
 
 class LibraryPort(Protocol):
@@ -54,7 +56,7 @@ def domain_error(error: HookshelfCallError) -> Exception:
 
 
 class GrpcLibrary:
-    """`LibraryPort` over the shared library client (deadlines, bearer token)."""
+    """`LibraryPort` over the shared typed library client (deadlines, bearer token)."""
 
     def __init__(self, target: str, *, auth_token: str = "") -> None:
         self.client = LibraryClient(target, auth_token=auth_token)
@@ -62,9 +64,9 @@ class GrpcLibrary:
     async def close(self) -> None:
         await self.client.close()
 
-    async def _call(self, method: str, request: object, timeout: float, *, retry: bool) -> Any:
+    async def _call(self, call: Awaitable[_T]) -> _T:
         try:
-            return await self.client.unary(method, request, idempotent=retry, timeout=timeout)
+            return await call
         except HookshelfCallError as error:
             raise domain_error(error) from None
 
@@ -79,22 +81,26 @@ class GrpcLibrary:
             hook_type=hook_type,
             inline_content_max_bytes=inline_content_max_bytes,
         )
-        response = await self._call("ResolveHookPlan", request, PLAN_TIMEOUT, retry=True)
+        response = await self._call(self.client.resolve_hook_plan(request, timeout=PLAN_TIMEOUT))
         return list(response.steps)
 
     async def script_content(self, digest: str) -> bytes:
         request = pb.GetScriptContentRequest(digest=digest)
-        response = await self._call("GetScriptContent", request, CONTENT_TIMEOUT, retry=True)
+        response = await self._call(
+            self.client.get_script_content(request, timeout=CONTENT_TIMEOUT)
+        )
         return response.content.encode("utf-8")
 
     async def get_script(self, script_id: str) -> pb.Script:
         request = pb.GetScriptRequest(id=script_id)
-        response = await self._call("GetScript", request, PLAN_TIMEOUT, retry=True)
+        response = await self._call(self.client.get_script(request, timeout=PLAN_TIMEOUT))
         return response.script
 
     async def get_window(self, window_id: str) -> pb.MaintenanceWindow:
         request = pb.GetMaintenanceWindowRequest(id=window_id)
-        response = await self._call("GetMaintenanceWindow", request, PLAN_TIMEOUT, retry=True)
+        response = await self._call(
+            self.client.get_maintenance_window(request, timeout=PLAN_TIMEOUT)
+        )
         return response.window
 
     async def record_executions(
@@ -102,5 +108,6 @@ class GrpcLibrary:
     ) -> pb.RecordExecutionsResponse:
         # Not retried here: the recorder owns retries (backoff, journal outbox).
         request = pb.RecordExecutionsRequest(executions=executions)
-        response = await self._call("RecordExecutions", request, RECORD_TIMEOUT, retry=False)
-        return response
+        return await self._call(
+            self.client.record_executions(request, timeout=RECORD_TIMEOUT, retry=False)
+        )

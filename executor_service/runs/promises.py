@@ -29,13 +29,20 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from executor_service import records
-from executor_service.chains import POST, ChainContext, ChainResult, ChainRunner, Stop, chain_steps
+from executor_service.chains import records
+from executor_service.chains.chain_runner import (
+    POST,
+    ChainContext,
+    ChainResult,
+    ChainRunner,
+    Stop,
+    chain_steps,
+)
+from executor_service.chains.control import Lifecycle
+from executor_service.chains.events import EventStream
+from executor_service.chains.summaries import summary
 from executor_service.clock import Clock
-from executor_service.control import Lifecycle
-from executor_service.events import EventStream
 from executor_service.journal import Journal, RunRecord
-from executor_service.summaries import summary
 from executor_service.tasks import TaskKeeper
 from shared.stubs import executor_pb2, library_pb2
 

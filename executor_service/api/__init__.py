@@ -1,0 +1,2 @@
+"""The gRPC face of the executor: the servicer, which unpacks requests, calls the run
+domain (``runs/``) and relays its events. Nothing below this package imports grpc."""

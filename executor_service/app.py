@@ -1,7 +1,7 @@
 """Assembling the executor: journal, cache, library, recorder, promises, server.
 
 Start-up order matters: the journal is opened (and this state dir locked) first, hooks a
-killed predecessor left running are ended (leftovers.py), the promises it left are
+killed predecessor left running are ended (runner/leftovers.py), the promises it left are
 honoured (`Promises.recover`), and only then does the server take requests. Shutdown (`ExecutorApp.stop`, SIGTERM): refuse new calls, no
 new step starts, running steps get the grace to finish, then they are killed and
 recorded; open runs stay in the journal for the next start.

@@ -1,7 +1,7 @@
 """Getting a step ready while the step before it runs: its verified content, a fresh
 working directory and its script written into that workspace's script slot.
 
-That may mean fetching the content (content_cache.py), making a new workspace when the
+That may mean fetching the content (library/content_cache.py), making a new workspace when the
 pool has none, and always writing the script (workspace.py): file-system work of up to a
 few tenths of a millisecond, as long as a trivial hook's whole run. Done while the
 previous step's process runs (the preparation is a task: it runs when the chain waits for
@@ -9,7 +9,7 @@ that process), it leaves the chain's path. Nothing about the step is
 decided or journaled here: whether it runs is still decided when its turn comes, and the
 workspace of a preparation that is not used (the chain stopped, or was cancelled) goes
 back to the pool when it completes. Workspaces left by an executor killed meanwhile are
-removed at the next start-up (leftovers.py).
+removed at the next start-up (runner/leftovers.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Delivering execution records to the library: none lost, none twice.
 
 Records enter the journal's outbox in the same transaction as their step's result
-(chains.py). This background task sends them in batches with RecordExecutions (a deadline
-per call), marks them delivered, and while the library is away backs off (doubling, up
-to a cap) and keeps them. The library stores by execution id and ignores ids it already
+(chains/chain_runner.py). This background task sends them in batches with
+RecordExecutions (a deadline per call), marks them delivered, and while the library is
+away backs off (doubling, up to a cap) and keeps them. The library stores by execution id and ignores ids it already
 has, so a batch that was stored but whose answer was lost is simply sent again: counted
 once. A batch the library rejects as invalid is retried record by record and only the
 bad records are set aside (``delivered = 2`` with the error) so one bad record cannot

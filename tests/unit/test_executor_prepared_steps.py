@@ -45,7 +45,7 @@ async def test_a_prepared_step_that_failed_is_tried_again_at_its_turn(tmp_path: 
 async def test_carried_content_is_held_not_written_and_shared_by_later_chains(
     tmp_path: Path,
 ) -> None:
-    """Content a plan carries is held in memory (content_cache.py): no file per script on
+    """Content a plan carries is held in memory (library/content_cache.py): no file per script on
     a cold chain, and a second chain that needs it after the first one ran still finds it
     without the library."""
     content = b"#!/bin/sh\nexit 0\n"

@@ -64,16 +64,3 @@ class Outbox(Syncing):
             )
         )
 
-    async def record_only(self, record: library_pb2.Execution, *, now: float) -> None:
-        """Queue an execution record that belongs to no run (TestScript)."""
-        serialized = record.SerializeToString()
-        await self._transact(
-            lambda db: queue_record(db, record.execution_id, serialized, now)
-        )
-
-    async def prune_delivered(self, before: float) -> None:
-        await self._transact(
-            lambda db: db.execute(
-                "DELETE FROM outbox WHERE delivered = 1 AND created_at < ?", (before,)
-            )
-        )

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from executor_service import journal as journal_module
 from executor_service.chains import records
 from executor_service.journal import Journal, RunRecord, StateDirInUse, StepRow
+from executor_service.journal import syncing as journal_syncing
 from executor_service.library import content_cache as content_cache_module
 from executor_service.library.content_cache import ContentCache, ContentUnavailable, digest_of
 from shared.errors import FailedPrecondition, NotFound
@@ -269,7 +269,7 @@ async def test_step_results_checkpoint_the_log_now_and_then(tmp_path: Path) -> N
     journal = await Journal.open(tmp_path)
     try:
         await journal.create_run(_run("r1"))
-        every = journal_module._CHECKPOINT_EVERY_RESULTS
+        every = journal_syncing.CHECKPOINT_EVERY_RESULTS
         sizes = []
         for i in range(every * 6):
             attempt = _attempt("r1", f"e{i}", i)

@@ -18,7 +18,7 @@ what the promise rests on: such a commit is on disk when it returns, because the
   result counts; an attempt cut short by a crash or a shutdown is not done, so a resumed
   post chain runs that step again and never runs a finished one twice.
 - ``outbox`` (outbox.py): the execution records for the library, written in the same
-  transaction as the step result and delivered later (recorder.py), idempotent by
+  transaction as the step result and delivered later (library/recorder.py), idempotent by
   execution id.
 - ``window_holders`` (windows.py): the holders of an open maintenance window (a run of
   kind 'window') and their leases; the run's lease is the latest of them.

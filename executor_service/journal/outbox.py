@@ -1,5 +1,5 @@
 """The ``outbox`` table: execution records for the library, queued in the same
-transaction as the step result they tell of and delivered later (recorder.py),
+transaction as the step result they tell of and delivered later (library/recorder.py),
 idempotent by execution id. ``delivered``: 0 pending, 1 delivered, 2 refused by the
 library for good (kept, with ``last_error``, for a human)."""
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 from executor_service.app import start_executor
+from executor_service.journal import JournalTooNew, StateDirInUse
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
@@ -27,7 +29,11 @@ async def _main() -> None:
 
 def main() -> None:
     parse_service_args(EXECUTOR)
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except (StateDirInUse, JournalTooNew) as refusal:
+        # A state dir the executor must not touch: one line that says why, no traceback.
+        sys.exit(f"executor: cannot start: {refusal}")
 
 
 if __name__ == "__main__":

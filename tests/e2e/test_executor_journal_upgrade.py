@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from executor_service.journal import SCHEMA_VERSION
 from shared.stubs import executor_pb2, library_pb2
+from tests.e2e.cli_support import clean_env
 from tests.e2e.test_executor_process import ExecutorProcess
 from tests.fixtures import make_journal_v0 as v0
 from tests.service.assignments_support import DEADLINE, POST, PRE, make_script
@@ -105,3 +108,32 @@ async def test_a_post_chain_owed_by_an_old_journal_runs_once_after_the_upgrade(
     # The upgraded journal kept the executor's identity, and records its version now.
     assert {r.executor_id for r in records} == {executor_id}
     assert _user_version(journal) == SCHEMA_VERSION
+
+
+def test_an_executor_refuses_a_journal_from_a_newer_executor_in_one_line(tmp_path: Path) -> None:
+    """Downgrading is never silent: the older executor exits 1 saying why, no traceback,
+    and leaves the journal as it found it."""
+    state_dir = tmp_path / "executor"
+    state_dir.mkdir(mode=0o700)
+    journal = state_dir / "journal.db"
+    with sqlite3.connect(journal) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    env = clean_env(
+        HOOKSHELF_EXECUTOR_STATE_DIR=str(state_dir),
+        HOOKSHELF_EXECUTOR_LISTEN=f"unix:{tmp_path}/executor.sock",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "executor_service"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result
+    assert "executor: cannot start:" in result.stderr
+    assert "written by a newer executor" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _user_version(journal) == SCHEMA_VERSION + 1
+    assert not (tmp_path / "executor.sock").exists()

@@ -23,9 +23,10 @@ class ErrorDetails:
 
 def details_of(error: grpc.RpcError) -> ErrorDetails:
     """Decode the google.rpc.Status a Hookshelf server attaches to every error."""
-    code = error.code()  # type: ignore[attr-defined]
-    found = ErrorDetails(code=code, message=error.details() or "")  # type: ignore[attr-defined]
+    code = error.code()
+    found = ErrorDetails(code=code, message=error.details() or "")
     try:
+        # A client's RpcError is also the grpc.Call that failed; the stub types it apart.
         status = rpc_status.from_call(error)  # type: ignore[arg-type]
     except (ValueError, AttributeError):
         status = None

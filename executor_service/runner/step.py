@@ -268,7 +268,11 @@ class _StepRun:
             return cancel.listen(self._wake_up)
         waiter = asyncio.ensure_future(cancel.wait())  # a plain asyncio.Event
         waiter.add_done_callback(self._wake_up)
-        return waiter.cancel
+
+        def stop() -> None:
+            waiter.cancel()
+
+        return stop
 
     def _wake_up(self, *_: object) -> None:
         if self._wake is not None and not self._wake.done():

@@ -20,7 +20,7 @@ from shared.stubs import library_pb2
 M = TypeVar("M", bound=Message)
 
 
-def parameter_to_proto(stored: dict) -> library_pb2.Parameter:  # type: ignore[type-arg]
+def parameter_to_proto(stored: dict) -> library_pb2.Parameter:
     """One entry of the stored parameter list (domain.parameters) as the API shows it."""
     return library_pb2.Parameter(
         name=stored["name"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -172,7 +173,7 @@ def assignments(
     run(go())
 
 
-def _assignment_table(title: str | None, found: list[pb.Assignment] | object) -> None:
+def _assignment_table(title: str | None, found: Iterable[pb.Assignment]) -> None:
     table(
         title,
         ["Repository", "Hook", "Order", "Script", "Enabled", "Run on", "On error", "Timeout"],
@@ -187,7 +188,7 @@ def _assignment_table(title: str | None, found: list[pb.Assignment] | object) ->
                 label(pb.OnError, a.on_error) if a.HasField("on_error") else "",
                 f"{a.custom_timeout_seconds}s" if a.HasField("custom_timeout_seconds") else "",
             )
-            for a in found  # type: ignore[attr-defined]
+            for a in found
         ),
     )
 

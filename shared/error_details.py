@@ -26,8 +26,7 @@ def details_of(error: grpc.RpcError) -> ErrorDetails:
     code = error.code()
     found = ErrorDetails(code=code, message=error.details() or "")
     try:
-        # A client's RpcError is also the grpc.Call that failed; the stub types it apart.
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]  # the RpcError is also the failed grpc.Call
     except (ValueError, AttributeError):
         status = None
     if status is None:

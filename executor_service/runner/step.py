@@ -103,7 +103,7 @@ class StepSpec:
 
 @dataclass(frozen=True)
 class StepResult:
-    status: int  # library_pb2.ExecutionStatus
+    status: library_pb2.ExecutionStatus.ValueType
     exit_code: int  # see the module docstring
     started_at: datetime  # UTC
     ended_at: datetime  # UTC
@@ -446,7 +446,7 @@ class _StepRun:
 
     def _finish(
         self,
-        status: int,
+        status: library_pb2.ExecutionStatus.ValueType,
         exit_code: int,
         *,
         stdout: CapturedOutput,

@@ -240,7 +240,7 @@ async def resolve_plan(
         script = _ChainScript._make(row[_ASSIGNMENT_END:_SCRIPT_END])
         content = (row[_SCRIPT_END] or "") if inline_content_max_bytes else ""
         try:
-            steps.append(plan_step(script, assignment, cipher, content))  # type: ignore[arg-type]
+            steps.append(plan_step(script, assignment, cipher, content))  # type: ignore[arg-type]  # the chain query's named tuples stand in for the models plan_step reads
         except ParameterValueRequired as error:
             missing.append(error)
     if len(missing) == 1:

@@ -21,7 +21,7 @@ help:
 	@echo "make setup            .venv (Python deps) and node_modules (buf); idempotent"
 	@echo "make demo             both services on SQLite + a real Borg backup wrapped in hooks"
 	@echo "make test             setup, make sure PostgreSQL runs, run the whole test suite"
-	@echo "make lint             buf lint, buf format --diff, buf breaking (vs the baseline), ruff check, layer contracts (import-linter)"
+	@echo "make lint             buf lint, buf format --diff, buf breaking (vs the baseline), ruff check, layer contracts (import-linter), mypy"
 	@echo "make baseline         at a release: record protos/ as the contract buf breaking checks against"
 	@echo "make generate         regenerate shared/stubs from protos/"
 	@echo "make check-generated  fail if shared/stubs drifted from protos/"
@@ -42,6 +42,7 @@ lint: setup
 	$(BUF) breaking --against $(BUF_BASELINE)
 	$(RUFF) check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Release step: after tagging, record the contract as released (fails if it breaks the old
 # one). Source info is left out: comments are not contract, and the image stays small.

@@ -23,10 +23,10 @@ class ErrorDetails:
 
 def details_of(error: grpc.RpcError) -> ErrorDetails:
     """Decode the google.rpc.Status a Hookshelf server attaches to every error."""
-    code = error.code()  # type: ignore[attr-defined]
-    found = ErrorDetails(code=code, message=error.details() or "")  # type: ignore[attr-defined]
+    code = error.code()
+    found = ErrorDetails(code=code, message=error.details() or "")
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]  # the RpcError is also the failed grpc.Call
     except (ValueError, AttributeError):
         status = None
     if status is None:

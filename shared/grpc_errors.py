@@ -40,7 +40,7 @@ _CODES: dict[type[HookshelfError], int] = {
 
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)  # type: ignore[arg-type]  # any generated message, typed object here
     return packed
 
 

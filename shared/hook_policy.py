@@ -24,7 +24,7 @@ MAX_TIMEOUT_SECONDS = 86_400
 DEFAULT_RUN_ON = library_pb2.RUN_ON_SUCCESS
 # on_error when the assignment names none: a failed pre hook stops the backup; a failed
 # post hook does not stop the hooks after it (they restart what the pre hooks stopped).
-DEFAULT_ON_ERROR = {
+DEFAULT_ON_ERROR: dict[int, library_pb2.OnError.ValueType] = {
     library_pb2.HOOK_TYPE_PRE_BACKUP: library_pb2.ON_ERROR_ABORT,
     library_pb2.HOOK_TYPE_POST_BACKUP: library_pb2.ON_ERROR_CONTINUE,
 }
@@ -40,7 +40,7 @@ MAX_ID_LENGTH = 255
 
 # The outcome each specific run_on stands for. CANCELLED and ABORTED backups did not
 # complete: for a post hook they are failures. SKIPPED is nobody's outcome but ALWAYS's.
-_MATCHED_AS = {
+_MATCHED_AS: dict[int, library_pb2.RunOn.ValueType | None] = {
     library_pb2.BACKUP_OUTCOME_SUCCESS: library_pb2.RUN_ON_SUCCESS,
     library_pb2.BACKUP_OUTCOME_WARNING: library_pb2.RUN_ON_WARNING,
     library_pb2.BACKUP_OUTCOME_FAILURE: library_pb2.RUN_ON_FAILURE,

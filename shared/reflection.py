@@ -13,10 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha._async import ReflectionServicer
-from grpc_reflection.v1alpha._base import _collect_transitive_dependencies, _not_found_error
+from grpc_reflection.v1alpha._base import (  # type: ignore[attr-defined]  # private helpers the stub leaves out
+    _collect_transitive_dependencies,
+    _not_found_error,
+)
 
 DESCRIPTOR_SET = Path(__file__).resolve().parent / "stubs" / "hookshelf" / "descriptor_set.binpb"
 
@@ -29,11 +32,14 @@ def _load(path: Path) -> dict[str, descriptor_pb2.FileDescriptorProto]:
 
 
 class SourceInfoReflection(ReflectionServicer):
+    # Set by BaseReflectionServicer.__init__; its stub does not declare it.
+    _pool: descriptor_pool.DescriptorPool
+
     def __init__(self, service_names: Iterable[str], descriptor_set: Path = DESCRIPTOR_SET):
         super().__init__(service_names)
         self._with_source = _load(descriptor_set)
 
-    def _response(self, descriptor, request):  # type: ignore[no-untyped-def]
+    def _response(self, descriptor, request):
         files: dict = {}
         _collect_transitive_dependencies(descriptor, files)
         serialized = []
@@ -50,13 +56,13 @@ class SourceInfoReflection(ReflectionServicer):
             original_request=request,
         )
 
-    def _file_by_filename(self, request, filename):  # type: ignore[no-untyped-def]
+    def _file_by_filename(self, request, filename):
         try:
             return self._response(self._pool.FindFileByName(filename), request)
         except KeyError:
             return _not_found_error(request)
 
-    def _file_containing_symbol(self, request, fully_qualified_name):  # type: ignore[no-untyped-def]
+    def _file_containing_symbol(self, request, fully_qualified_name):
         for symbol in (fully_qualified_name, fully_qualified_name.rpartition(".")[0]):
             try:
                 return self._response(self._pool.FindFileContainingSymbol(symbol), request)

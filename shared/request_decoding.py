@@ -80,10 +80,12 @@ def find_bad_utf8(descriptor: Descriptor, data: bytes, prefix: str = "") -> str 
                     except UnicodeDecodeError:
                         return path
                 elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                    inner = find_bad_utf8(field.message_type, chunk)
+                    message_type = field.message_type
+                    assert message_type is not None  # a message field always names its type
+                    inner = find_bad_utf8(message_type, chunk)
                     if inner is not None:
                         # A map's entries are messages too: name the map, not "key".
-                        if field.message_type.GetOptions().map_entry:
+                        if message_type.GetOptions().map_entry:
                             return path
                         return f"{path}.{inner}"
             else:

@@ -75,8 +75,8 @@ class ChainStep:
     script_name: str
     digest: str
     timeout_seconds: int
-    run_on: int
-    on_error: int
+    run_on: library_pb2.RunOn.ValueType
+    on_error: library_pb2.OnError.ValueType
     parameter_values: Mapping[str, str] = field(default_factory=dict)
     secret_names: tuple[str, ...] = ()
 
@@ -122,26 +122,31 @@ class ChainContext:
 
     run_id: str
     repository_id: str
-    hook_type: int
-    trigger: int
+    hook_type: library_pb2.HookType.ValueType
+    trigger: library_pb2.ExecutionTrigger.ValueType
     backup_date: str
     job_id: str = ""
     repository_path: str = ""
-    outcome: int = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+    outcome: library_pb2.BackupOutcome.ValueType = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
     variables: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def for_run(cls, run: RunRecord, hook_type: int) -> ChainContext:
+    def for_run(cls, run: RunRecord, hook_type: library_pb2.HookType.ValueType) -> ChainContext:
         """The context of one chain of a journaled run; a post chain runs for its outcome."""
         return cls(
             run_id=run.run_id,
             repository_id=run.repository_id,
             hook_type=hook_type,
-            trigger=run.trigger,
+            # The journal keeps enum values as plain ints.
+            trigger=library_pb2.ExecutionTrigger.ValueType(run.trigger),
             backup_date=iso_utc(run.created_at),
             job_id=run.job_id,
             repository_path=run.repository_path,
-            outcome=run.outcome if hook_type == POST else library_pb2.BACKUP_OUTCOME_UNSPECIFIED,
+            outcome=(
+                library_pb2.BackupOutcome.ValueType(run.outcome)
+                if hook_type == POST
+                else library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+            ),
             variables=dict(run.variables),
         )
 
@@ -150,7 +155,7 @@ class ChainContext:
 class ChainResult:
     """How a chain went."""
 
-    hook_type: int
+    hook_type: library_pb2.HookType.ValueType
     stop: Stop | None = None
     stop_detail: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
@@ -159,7 +164,7 @@ class ChainResult:
     skipped: int = 0
 
     @property
-    def verdict(self) -> int:
+    def verdict(self) -> executor_pb2.Verdict.ValueType:
         """What a pre chain says about the backup."""
         if self.stop is None:
             return executor_pb2.VERDICT_PROCEED
@@ -225,7 +230,9 @@ class ChainRunner:
             plan=executor_pb2.PlanEvent(
                 hook_type=ctx.hook_type,
                 steps=[step.planned() for step in steps],
-                outcome=ctx.outcome if ctx.hook_type == POST else 0,
+                outcome=(
+                    ctx.outcome if ctx.hook_type == POST else library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+                ),
             )
         )
         result = ChainResult(hook_type=ctx.hook_type)
@@ -244,7 +251,9 @@ class ChainRunner:
                     # Ran before a restart: its result counts, it does not run again.
                     await self._journal_result(ctx, unjournaled, stream)
                     unjournaled = None
-                    status, outputs = previous.status, previous.outputs
+                    # The journal keeps the status as a plain int.
+                    status = library_pb2.ExecutionStatus.ValueType(previous.status)
+                    outputs = previous.outputs
                 else:
                     skip = self._skip(ctx, step, result, control)
                     if skip is not None:
@@ -295,7 +304,7 @@ class ChainRunner:
 
     def _skip(
         self, ctx: ChainContext, step: ChainStep, result: ChainResult, control: ChainControl
-    ) -> tuple[int, str] | None:
+    ) -> tuple[executor_pb2.SkipReason.ValueType, str] | None:
         """Why this step does not run, or None."""
         if result.stop is None and control.reason is StopReason.CLIENT:
             result.halt(Stop.CANCELLED, StopReason.CLIENT.value)
@@ -317,7 +326,7 @@ class ChainRunner:
     def _judge(
         ctx: ChainContext,
         step: ChainStep,
-        status: int,
+        status: library_pb2.ExecutionStatus.ValueType,
         result: ChainResult,
         control: ChainControl,
     ) -> None:
@@ -373,7 +382,9 @@ class ChainRunner:
             run_id=ctx.run_id,
             hook_type=ctx.hook_type,
             trigger=ctx.trigger,
-            backup_outcome=ctx.outcome if ctx.hook_type == POST else 0,
+            backup_outcome=(
+                ctx.outcome if ctx.hook_type == POST else library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+            ),
             executor_id=self.executor_id,
             started_at=started_at,
         )

@@ -136,7 +136,7 @@ class EventStream:
         output = message.output
         output.step_index = step_index
         output.execution_id = execution_id
-        output.stream = stream  # type: ignore[assignment]
+        output.stream = stream  # type: ignore[assignment]  # stream is a plain int; the stub wants OutputStream.ValueType
         output.data = data
         output.offset = offset
         await self._queue.put(message)

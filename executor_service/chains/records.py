@@ -32,9 +32,9 @@ def started_record(
     repository_id: str,
     job_id: str,
     run_id: str,
-    hook_type: int,
-    trigger: int,
-    backup_outcome: int,
+    hook_type: library_pb2.HookType.ValueType,
+    trigger: library_pb2.ExecutionTrigger.ValueType,
+    backup_outcome: library_pb2.BackupOutcome.ValueType,
     executor_id: str,
     started_at: float,
 ) -> library_pb2.Execution:
@@ -68,7 +68,7 @@ def captured(output: object) -> library_pb2.CapturedOutput:
 def finished_record(
     started: library_pb2.Execution,
     *,
-    status: int,
+    status: library_pb2.ExecutionStatus.ValueType,
     exit_code: int,
     ended_at: datetime | float,
     duration_ms: int,

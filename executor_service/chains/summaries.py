@@ -11,7 +11,7 @@ from shared.stubs import executor_pb2, library_pb2
 
 
 def _name(enum: object, value: int, prefix: str) -> str:
-    return enum.Name(value).removeprefix(prefix)  # type: ignore[attr-defined]
+    return enum.Name(value).removeprefix(prefix)  # type: ignore[attr-defined]  # any generated enum wrapper, typed object here
 
 
 def describe(result: ChainResult) -> str:
@@ -29,10 +29,10 @@ def describe(result: ChainResult) -> str:
 def summary(
     results: Sequence[ChainResult],
     *,
-    verdict: int = 0,
-    outcome: int = 0,
+    verdict: executor_pb2.Verdict.ValueType = executor_pb2.VERDICT_UNSPECIFIED,
+    outcome: library_pb2.BackupOutcome.ValueType = library_pb2.BACKUP_OUTCOME_UNSPECIFIED,
     post_chain_ran: bool,
-    run_state: int,
+    run_state: executor_pb2.RunState.ValueType,
     message: str = "",
 ) -> executor_pb2.SummaryEvent:
     """The one summary of a stream that ran ``results`` (one or two chains)."""
@@ -64,16 +64,17 @@ def summary(
 
 def recorded_end(run: RunRecord) -> executor_pb2.SummaryEvent:
     """What EndBackup answers for a run that already ended: its recorded post summary."""
+    # The journal keeps enum values as plain ints (here and in run_view).
     if run.post_summary is not None:
         found = executor_pb2.SummaryEvent()
         found.CopyFrom(run.post_summary)
-        found.run_state = run.state
+        found.run_state = executor_pb2.RunState.ValueType(run.state)
         return found
     return executor_pb2.SummaryEvent(
-        verdict=run.verdict,
-        outcome=run.outcome,
+        verdict=executor_pb2.Verdict.ValueType(run.verdict),
+        outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
         post_chain_ran=run.post_chain_done,
-        run_state=run.state,
+        run_state=executor_pb2.RunState.ValueType(run.state),
         message="the run has no post summary yet",
     )
 
@@ -84,18 +85,18 @@ def run_view(run: RunRecord, steps: Sequence[StepRow]) -> executor_pb2.BackupRun
         run_id=run.run_id,
         repository_id=run.repository_id,
         job_id=run.job_id,
-        state=run.state,
-        verdict=run.verdict,
-        outcome=run.outcome,
+        state=executor_pb2.RunState.ValueType(run.state),
+        verdict=executor_pb2.Verdict.ValueType(run.verdict),
+        outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
         lease_expire_time=timestamp(run.lease_expires_at),
         create_time=timestamp(run.created_at),
         steps=[
             executor_pb2.StepResult(
-                hook_type=step.hook_type,
+                hook_type=library_pb2.HookType.ValueType(step.hook_type),
                 step_index=step.step_index,
                 execution_id=step.execution_id,
                 script_name=step.script_name,
-                status=step.status,
+                status=library_pb2.ExecutionStatus.ValueType(step.status),
                 exit_code=step.exit_code,
                 duration_ms=step.duration_ms,
             )

@@ -10,11 +10,11 @@ from executor_service.runner.environment import check_variable_name, check_varia
 from shared.errors import InvalidArgument, Violations
 from shared.stubs import library_pb2
 
-HOOK_TYPE_NAMES = {
+HOOK_TYPE_NAMES: dict[int, str] = {
     library_pb2.HOOK_TYPE_PRE_BACKUP: "pre-backup",
     library_pb2.HOOK_TYPE_POST_BACKUP: "post-backup",
 }
-BACKUP_STATUS_NAMES = {
+BACKUP_STATUS_NAMES: dict[int, str] = {
     library_pb2.BACKUP_OUTCOME_SUCCESS: "success",
     library_pb2.BACKUP_OUTCOME_WARNING: "warning",
     library_pb2.BACKUP_OUTCOME_FAILURE: "failure",

@@ -29,7 +29,11 @@ _T = TypeVar("_T")
 
 class LibraryPort(Protocol):
     async def resolve_plan(
-        self, repository_id: str, hook_type: int, *, inline_content_max_bytes: int = 0
+        self,
+        repository_id: str,
+        hook_type: pb.HookType.ValueType,
+        *,
+        inline_content_max_bytes: int = 0,
     ) -> list[pb.PlanStep]: ...
 
     async def script_content(self, digest: str) -> bytes: ...
@@ -71,7 +75,11 @@ class GrpcLibrary:
             raise domain_error(error) from None
 
     async def resolve_plan(
-        self, repository_id: str, hook_type: int, *, inline_content_max_bytes: int = 0
+        self,
+        repository_id: str,
+        hook_type: pb.HookType.ValueType,
+        *,
+        inline_content_max_bytes: int = 0,
     ) -> list[pb.PlanStep]:
         """The plan; with ``inline_content_max_bytes``, its first steps carry their content
         (``PlanStep.content``) up to that many bytes (a library without the field sends

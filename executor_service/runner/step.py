@@ -103,7 +103,7 @@ class StepSpec:
 
 @dataclass(frozen=True)
 class StepResult:
-    status: int  # library_pb2.ExecutionStatus
+    status: library_pb2.ExecutionStatus.ValueType
     exit_code: int  # see the module docstring
     started_at: datetime  # UTC
     ended_at: datetime  # UTC
@@ -268,7 +268,11 @@ class _StepRun:
             return cancel.listen(self._wake_up)
         waiter = asyncio.ensure_future(cancel.wait())  # a plain asyncio.Event
         waiter.add_done_callback(self._wake_up)
-        return waiter.cancel
+
+        def stop() -> None:
+            waiter.cancel()
+
+        return stop
 
     def _wake_up(self, *_: object) -> None:
         if self._wake is not None and not self._wake.done():
@@ -442,7 +446,7 @@ class _StepRun:
 
     def _finish(
         self,
-        status: int,
+        status: library_pb2.ExecutionStatus.ValueType,
         exit_code: int,
         *,
         stdout: CapturedOutput,

@@ -447,7 +447,8 @@ class BackupRuns:
                 await stream.emit(
                     summary=summary(
                         [post],
-                        outcome=run.outcome,
+                        # The journal keeps the outcome as a plain int.
+                        outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
                         post_chain_ran=False,
                         run_state=POST_RUNNING,
                         message="the executor is shutting down: the rest of the post chain "

@@ -41,7 +41,7 @@ class InlineRequest:
     post_script: str = ""
     pre_timeout_seconds: int = 0
     post_timeout_seconds: int = 0
-    post_run_on: int = 0
+    post_run_on: library_pb2.RunOn.ValueType = library_pb2.RUN_ON_UNSPECIFIED
     variables: Mapping[str, str] = field(default_factory=dict)
     lease_seconds: int = 0
     run_id: str = ""
@@ -103,8 +103,8 @@ class InlineHooks:
             problems.items.extend(error.violations)
         problems.raise_if_any()
 
-    def _plan(self, name: str, content: str, timeout: int, run_on: int, on_error: int
-              ) -> list[library_pb2.PlanStep]:
+    def _plan(self, name: str, content: str, timeout: int, run_on: library_pb2.RunOn.ValueType,
+              on_error: library_pb2.OnError.ValueType) -> list[library_pb2.PlanStep]:
         if not content.strip():
             return []
         return [

@@ -132,14 +132,20 @@ class Promises:
                 post_chain_done=True,
                 variables=ctx.variables,
                 post_summary=summary(
-                    [result], outcome=run.outcome, post_chain_ran=True, run_state=ENDED
+                    [result],
+                    # The journal keeps the outcome as a plain int.
+                    outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
+                    post_chain_ran=True,
+                    run_state=ENDED,
                 ),
                 ended_at=self.clock.now(),
             )
             log.info(
                 "post_chain.done",
                 run_id=run_id,
-                outcome=library_pb2.BackupOutcome.Name(run.outcome),
+                outcome=library_pb2.BackupOutcome.Name(
+                    library_pb2.BackupOutcome.ValueType(run.outcome)
+                ),
                 succeeded=result.succeeded,
                 failed=result.failed,
                 skipped=result.skipped,

@@ -56,8 +56,10 @@ log = structlog.get_logger("hookshelf.executor.tests")
 class TestRequest:
     script_id: str = ""
     content: str = ""
-    hook_type: int = 0
-    simulated_outcome: int = 0
+    hook_type: library_pb2.HookType.ValueType = library_pb2.HOOK_TYPE_UNSPECIFIED
+    simulated_outcome: library_pb2.BackupOutcome.ValueType = (
+        library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+    )
     variables: Mapping[str, str] = field(default_factory=dict)
     parameter_values: Mapping[str, str] = field(default_factory=dict)
     timeout_seconds: int = 0
@@ -93,7 +95,9 @@ class ScriptTests:
         self.tasks = tasks
         self.admission = admission
 
-    def _check(self, request: TestRequest) -> tuple[int, int]:
+    def _check(
+        self, request: TestRequest
+    ) -> tuple[library_pb2.HookType.ValueType, library_pb2.BackupOutcome.ValueType]:
         problems = Violations()
         hook_type = request.hook_type or PRE
         outcome = request.simulated_outcome or library_pb2.BACKUP_OUTCOME_SUCCESS
@@ -175,7 +179,7 @@ class ScriptTests:
             hook_type=hook_type,
             trigger=library_pb2.EXECUTION_TRIGGER_TEST,
             backup_date=iso_utc(self.clock.now()),
-            outcome=outcome if hook_type != PRE else 0,
+            outcome=outcome if hook_type != PRE else library_pb2.BACKUP_OUTCOME_UNSPECIFIED,
             variables=dict(request.variables),
         )
         stream = EventStream(ctx.run_id)
@@ -191,7 +195,9 @@ class ScriptTests:
             await stream.emit(
                 summary=summary(
                     [result],
-                    verdict=result.verdict if ctx.hook_type == PRE else 0,
+                    verdict=(
+                        result.verdict if ctx.hook_type == PRE else executor_pb2.VERDICT_UNSPECIFIED
+                    ),
                     outcome=ctx.outcome,
                     post_chain_ran=False,
                     run_state=executor_pb2.RUN_STATE_UNSPECIFIED,

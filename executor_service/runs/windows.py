@@ -121,7 +121,9 @@ class Windows:
             on_open=keep_holder,
         )
 
-    async def _step(self, script_id: str, on_error: int) -> library_pb2.PlanStep:
+    async def _step(
+        self, script_id: str, on_error: library_pb2.OnError.ValueType
+    ) -> library_pb2.PlanStep:
         script = await self.library.get_script(script_id)
         values = {p.name: p.default_value for p in script.parameters if p.has_default}
         return library_pb2.PlanStep(

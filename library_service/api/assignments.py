@@ -27,7 +27,7 @@ def assignment_to_proto(
         repository_id=row.repository_id,
         script_id=row.script_id,
         script_name=script_name,
-        hook_type=row.hook_type,  # type: ignore[arg-type]
+        hook_type=row.hook_type,  # type: ignore[arg-type]  # a stored row keeps the enum as a plain int; the stub wants its ValueType
         execution_order=row.execution_order,
         enabled=row.enabled,
         parameter_values=secrets.masked(row.parameter_values or {}, secret_names),
@@ -37,9 +37,9 @@ def assignment_to_proto(
     if row.custom_timeout_seconds is not None:
         message.custom_timeout_seconds = row.custom_timeout_seconds
     if row.custom_run_on is not None:
-        message.custom_run_on = row.custom_run_on  # type: ignore[assignment]
+        message.custom_run_on = row.custom_run_on  # type: ignore[assignment]  # a stored row keeps the enum as a plain int; the stub wants its ValueType
     if row.on_error is not None:
-        message.on_error = row.on_error  # type: ignore[assignment]
+        message.on_error = row.on_error  # type: ignore[assignment]  # a stored row keeps the enum as a plain int; the stub wants its ValueType
     return message
 
 
@@ -50,8 +50,8 @@ def plan_step_to_proto(step: plans.PlanStep) -> library_pb2.PlanStep:
         script_name=step.script_name,
         digest=step.digest,
         timeout_seconds=step.timeout_seconds,
-        run_on=step.run_on,  # type: ignore[arg-type]
-        on_error=step.on_error,  # type: ignore[arg-type]
+        run_on=step.run_on,  # type: ignore[arg-type]  # a stored row keeps the enum as a plain int; the stub wants its ValueType
+        on_error=step.on_error,  # type: ignore[arg-type]  # a stored row keeps the enum as a plain int; the stub wants its ValueType
         parameter_values=step.parameter_values,
         secret_parameter_names=step.secret_parameter_names,
         execution_order=step.execution_order,

@@ -31,7 +31,7 @@ def timestamp_of(moment: datetime | None) -> Timestamp | None:
 def datetime_of(message: object, field: str) -> datetime | None:
     """An aware UTC datetime from a Timestamp field, None when the field is unset;
     INVALID_ARGUMENT naming the field when it is out of range."""
-    if not message.HasField(field):  # type: ignore[attr-defined]
+    if not message.HasField(field):  # type: ignore[attr-defined]  # any generated message with this Timestamp field
         return None
     return history.timestamp_to_datetime(field, getattr(message, field))
 

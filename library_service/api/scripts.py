@@ -20,7 +20,7 @@ from shared.stubs import library_pb2
 M = TypeVar("M", bound=Message)
 
 
-def parameter_to_proto(stored: dict) -> library_pb2.Parameter:  # type: ignore[type-arg]
+def parameter_to_proto(stored: dict) -> library_pb2.Parameter:
     """One entry of the stored parameter list (domain.parameters) as the API shows it."""
     return library_pb2.Parameter(
         name=stored["name"],
@@ -43,7 +43,7 @@ def script_to_proto(view: scripts.ScriptView) -> library_pb2.Script:
         content=view.content,
         digest=row.current_digest,
         default_timeout_seconds=row.default_timeout_seconds,
-        default_run_on=row.default_run_on,  # type: ignore[arg-type]
+        default_run_on=row.default_run_on,  # type: ignore[arg-type]  # a stored row keeps the enum as a plain int; the stub wants its ValueType
         is_template=row.is_template,
         template_name=row.template_name or "",
         template_version=row.template_version,

@@ -24,7 +24,7 @@ def template_to_proto(template: installed.InstalledTemplate) -> library_pb2.Temp
         digest=row.current_digest,
         parameters=[parameter_to_proto(p) for p in row.parameters or []],
         script_id=row.id,
-        suggested_hook_type=spec.hook_type if spec else library_pb2.HOOK_TYPE_UNSPECIFIED,  # type: ignore[arg-type]
+        suggested_hook_type=spec.hook_type if spec else library_pb2.HOOK_TYPE_UNSPECIFIED,  # type: ignore[arg-type]  # the catalog keeps the hook type as a plain int
     )
 
 

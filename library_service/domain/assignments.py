@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -160,8 +160,13 @@ def _sealed_values(
     return values
 
 
+# The assignment's optional overrides, as HasField names them.
+_OverrideName = Literal["custom_timeout_seconds", "custom_run_on", "on_error"]
+_OVERRIDES: tuple[_OverrideName, ...] = ("custom_timeout_seconds", "custom_run_on", "on_error")
+
+
 def _optional_override(
-    message: library_pb2.Assignment, name: str, problems: Violations
+    message: library_pb2.Assignment, name: _OverrideName, problems: Violations
 ) -> int | None:
     """The override's value, None when unset (or UNSPECIFIED), recording bad values."""
     if not message.HasField(name):
@@ -271,6 +276,7 @@ async def list_assignments(
     )
     size = problems.check(page_size_of, page_size)
     problems.raise_if_any()
+    assert size is not None  # raise_if_any raised when page_size_of did
     filters = {"repository_id": repository_id, "script_id": script_id, "hook_type": hook_type}
     last = decode_page_token(page_token, filters)
 
@@ -339,7 +345,7 @@ async def assign(
     problems.check(check_execution_order, "assignment.execution_order", message.execution_order)
     overrides = {
         name: _optional_override(message, name, problems)
-        for name in ("custom_timeout_seconds", "custom_run_on", "on_error")
+        for name in _OVERRIDES
     }
     values = dict(message.parameter_values)
     check_parameter_values("assignment.parameter_values", values, problems)
@@ -435,7 +441,7 @@ async def update(
         problems.check(check_execution_order, "assignment.execution_order", message.execution_order)
     overrides = {
         name: _optional_override(message, name, problems)
-        for name in ("custom_timeout_seconds", "custom_run_on", "on_error")
+        for name in _OVERRIDES
         if name in mask
     }
     values = dict(message.parameter_values)
@@ -507,7 +513,9 @@ async def reorder(
     wanted: list[str] = []
     for index, raw in enumerate(assignment_ids):
         ident = problems.check(check_id, f"assignment_ids[{index}]", raw)
-        if ident is not None and ident in wanted:
+        if ident is None:
+            continue  # recorded in problems: raise_if_any raises below
+        if ident in wanted:
             problems.add(f"assignment_ids[{index}]", f"{raw} appears more than once")
         wanted.append(ident)
     problems.raise_if_any()

@@ -12,10 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Row, TextClause, and_, bindparam, func, or_, select, text
+from sqlalchemy import (
+    CursorResult,
+    Row,
+    Table,
+    TextClause,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,7 +158,7 @@ def _sqlite_insert() -> TextClause:
     the columns' types: SQLAlchemy does not cache the compiled form of SQLite's own
     ``insert`` (it compiled it again on every call); a text statement it does, and the
     types keep every value stored exactly as before."""
-    table = models.Execution.__table__
+    table = cast(Table, models.Execution.__table__)  # declared FromClause; a Table at runtime
     statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["execution_id"])
     sql = str(statement.compile(dialect=sqlite.dialect(paramstyle="named")))
     return text(sql).bindparams(*(bindparam(column.key, type_=column.type) for column in table.c))
@@ -157,7 +168,7 @@ _SQLITE_INSERT = _sqlite_insert()
 
 
 def _row_of(record: library_pb2.Execution, now: datetime) -> dict[str, Any]:
-    def when(field: str) -> datetime | None:
+    def when(field: Literal["start_time", "end_time"]) -> datetime | None:
         if not record.HasField(field):
             return None
         return getattr(record, field).ToDatetime(tzinfo=UTC)
@@ -227,9 +238,10 @@ async def record_executions(
         # 2,700 parameters cost more than everything else in a batch of 100.
         # sqlite3 sums the rows each execution changed, and a conflict changes none, so
         # the rowcount is exactly the rows inserted.
-        result = await session.execute(_SQLITE_INSERT, rows)
+        # An INSERT's result is a CursorResult (rowcount); execute() is declared as Result.
+        result = cast(CursorResult[Any], await session.execute(_SQLITE_INSERT, rows))
         return RecordResult(recorded=result.rowcount, duplicates=len(records) - result.rowcount)
-    table = models.Execution.__table__
+    table = cast(Table, models.Execution.__table__)  # declared FromClause; a Table at runtime
     recorded = 0
     # One multi-row statement per chunk (not an executemany, whose rowcount asyncpg does
     # not report): its rowcount is exactly the rows inserted, conflicts excluded.
@@ -240,7 +252,7 @@ async def record_executions(
             .values(rows[start : start + _CHUNK])
             .on_conflict_do_nothing(index_elements=["execution_id"])
         )
-        result = await session.execute(statement)
+        result = cast(CursorResult[Any], await session.execute(statement))
         recorded += result.rowcount
     return RecordResult(recorded=recorded, duplicates=len(records) - recorded)
 

@@ -14,7 +14,7 @@ gained a parameter after it was assigned) or holds a secret the key cannot decry
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -200,10 +200,11 @@ async def resolve_plan(
     so a plan never mixes a chain with content from another moment.
     """
     problems = Violations()
-    for check, path, value in (
+    checks: tuple[tuple[Callable[[str, Any], object], str, object], ...] = (
         (check_repository_id, "repository_id", repository_id),
         (check_hook_type, "hook_type", hook_type),
-    ):
+    )
+    for check, path, value in checks:
         try:
             check(path, value)
         except InvalidArgument as error:
@@ -239,7 +240,7 @@ async def resolve_plan(
         script = _ChainScript._make(row[_ASSIGNMENT_END:_SCRIPT_END])
         content = (row[_SCRIPT_END] or "") if inline_content_max_bytes else ""
         try:
-            steps.append(plan_step(script, assignment, cipher, content))  # type: ignore[arg-type]
+            steps.append(plan_step(script, assignment, cipher, content))  # type: ignore[arg-type]  # the chain query's named tuples stand in for the models plan_step reads
         except ParameterValueRequired as error:
             missing.append(error)
     if len(missing) == 1:

@@ -623,7 +623,7 @@ async def _apply(
 
 
 def _hook_name(hook_type: int) -> str:
-    return library_pb2.HookType.Name(hook_type).removeprefix("HOOK_TYPE_")  # type: ignore[arg-type]
+    return library_pb2.HookType.Name(hook_type).removeprefix("HOOK_TYPE_")  # type: ignore[arg-type]  # hook_type is a plain int here; Name wants the ValueType
 
 
 def _in_use(

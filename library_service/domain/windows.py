@@ -137,6 +137,7 @@ async def create(
     pre = _check_script_ids("window.pre_script_ids", message.pre_script_ids, problems)
     post = _check_script_ids("window.post_script_ids", message.post_script_ids, problems)
     problems.raise_if_any()
+    assert name is not None  # raise_if_any raised when check_name did
 
     await _require_scripts(session, "window.pre_script_ids", pre)
     await _require_scripts(session, "window.post_script_ids", post)

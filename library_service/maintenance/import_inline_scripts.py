@@ -28,6 +28,7 @@ import asyncio
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -162,7 +163,7 @@ class ImportInlineScripts(BaseScript):
         return view.script.id
 
     async def _assign(self, ctx: LibraryContext, script_id: str, hook: InlineHook) -> None:
-        overrides = {}
+        overrides: dict[str, Any] = {}
         if hook.timeout_seconds is not None:
             overrides["custom_timeout_seconds"] = hook.timeout_seconds
         if hook.on_error is not None:
@@ -224,7 +225,7 @@ class ImportInlineScripts(BaseScript):
             f"{len(created.get('created_script_ids', []))} script(s) made by run {self.target.id}"
         )
 
-    async def _refuse_if_used_elsewhere(self, ctx: LibraryContext, created: dict) -> None:  # type: ignore[type-arg]
+    async def _refuse_if_used_elsewhere(self, ctx: LibraryContext, created: dict) -> None:
         ours = set(created.get("created_assignment_ids", []))
         uses = []
         async with ctx.database.transaction() as session:
@@ -248,7 +249,7 @@ class ImportInlineScripts(BaseScript):
                 + " (unassign those first)"
             )
 
-    async def _remove(self, ctx: LibraryContext, created: dict) -> None:  # type: ignore[type-arg]
+    async def _remove(self, ctx: LibraryContext, created: dict) -> None:
         """Remove the given assignments, then the given scripts; what is gone already is
         skipped."""
         async with ctx.database.transaction() as session:

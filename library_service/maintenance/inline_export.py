@@ -40,7 +40,7 @@ class InlineHook:
 
     entry: int
     repository_id: str
-    hook_type: int
+    hook_type: library_pb2.HookType.ValueType
     content: str
     timeout_seconds: int | None
     on_error: int | None

@@ -23,7 +23,7 @@ class Policy:
     cutoff: datetime | None = None
 
 
-def doomed(policy: Policy) -> Select:  # type: ignore[type-arg]
+def doomed(policy: Policy) -> Select:
     """The executions the policy removes: (execution_id, script_name)."""
     E = models.Execution
     group = func.coalesce(func.nullif(E.script_id, ""), literal("name:").concat(E.script_name))

@@ -42,7 +42,7 @@ def create_engine(url: str) -> AsyncEngine:
         )
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -55,7 +55,7 @@ def create_engine(url: str) -> AsyncEngine:
             dbapi_connection.isolation_level = None
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
+        def _sqlite_begin(connection):
             # IMMEDIATE takes the write lock at the start, so a read-check-write sequence
             # (etags, unique names, "SELECT ... FOR UPDATE", which SQLite ignores) cannot
             # interleave with another writer's; in WAL mode readers are not blocked.

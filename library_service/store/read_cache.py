@@ -67,7 +67,7 @@ class ReadCache:
         if entry is not None and entry.stamp == stamp:
             self._entries.move_to_end(key)
             READS.labels("hit").inc()
-            return entry.answer  # type: ignore[return-value]
+            return entry.answer  # type: ignore[return-value]  # one cache for every answer type; the caller's key decides it
         READS.labels("miss").inc()
         answer = await load()
         # Tagged with the stamp from before the query: if anything committed meanwhile,

@@ -185,7 +185,7 @@ def _spec(
         hook_type=HOOK_TYPES[keys["hook_type"]],
         run_on=RUN_ONS[run_on],
         timeout_seconds=int(timeout),
-        parameters=tuple(TemplateParameter(**p) for p in parameters),  # type: ignore[arg-type]
+        parameters=tuple(TemplateParameter(**p) for p in parameters),  # type: ignore[arg-type]  # p is a parsed dict; TemplateParameter checks its keys
         content=content,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -56,7 +57,7 @@ def assign(
             assignment = pb.Assignment(
                 repository_id=repository,
                 script_id=await _script_id(library, script),
-                hook_type=hook.proto,  # type: ignore[arg-type]
+                hook_type=hook.proto,  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
                 execution_order=order,
                 enabled=not disabled,
                 parameter_values=values,
@@ -64,9 +65,9 @@ def assign(
             if timeout is not None:
                 assignment.custom_timeout_seconds = timeout
             if run_on is not None:
-                assignment.custom_run_on = run_on.proto  # type: ignore[assignment]
+                assignment.custom_run_on = run_on.proto  # type: ignore[assignment]  # .proto is a plain int; the stub wants the enum's ValueType
             if on_error is not None:
-                assignment.on_error = on_error.proto  # type: ignore[assignment]
+                assignment.on_error = on_error.proto  # type: ignore[assignment]  # .proto is a plain int; the stub wants the enum's ValueType
             made = await library.assign_script(pb.AssignScriptRequest(assignment=assignment))
         if as_json:
             print_json(made.assignment)
@@ -99,7 +100,7 @@ def unassign(
                     pb.ListAssignmentsRequest(
                         repository_id=repository,
                         script_id=await _script_id(library, script),
-                        hook_type=hook.proto,  # type: ignore[arg-type]
+                        hook_type=hook.proto,  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
                     )
                 )
                 if not found:
@@ -123,7 +124,7 @@ def reorder(
     async def go() -> None:
         async with config(ctx).library() as library:
             chain = await library.all_assignments(
-                pb.ListAssignmentsRequest(repository_id=repository, hook_type=hook.proto)  # type: ignore[arg-type]
+                pb.ListAssignmentsRequest(repository_id=repository, hook_type=hook.proto)  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
             )
             by_name = {a.script_name: a.id for a in chain} | {a.script_id: a.id for a in chain}
             by_name |= {a.id: a.id for a in chain}
@@ -135,7 +136,7 @@ def reorder(
             done = await library.reorder_assignments(
                 pb.ReorderAssignmentsRequest(
                     repository_id=repository,
-                    hook_type=hook.proto,  # type: ignore[arg-type]
+                    hook_type=hook.proto,  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
                     assignment_ids=[by_name[s] for s in scripts],
                 )
             )
@@ -162,7 +163,7 @@ def assignments(
             if script:
                 request.script_id = await _script_id(library, script)
             if hook:
-                request.hook_type = hook.proto  # type: ignore[assignment]
+                request.hook_type = hook.proto  # type: ignore[assignment]  # .proto is a plain int; the stub wants the enum's ValueType
             found = await library.all_assignments(request)
         if as_json:
             print_json(found)
@@ -172,7 +173,7 @@ def assignments(
     run(go())
 
 
-def _assignment_table(title: str | None, found: list[pb.Assignment] | object) -> None:
+def _assignment_table(title: str | None, found: Iterable[pb.Assignment]) -> None:
     table(
         title,
         ["Repository", "Hook", "Order", "Script", "Enabled", "Run on", "On error", "Timeout"],
@@ -187,7 +188,7 @@ def _assignment_table(title: str | None, found: list[pb.Assignment] | object) ->
                 label(pb.OnError, a.on_error) if a.HasField("on_error") else "",
                 f"{a.custom_timeout_seconds}s" if a.HasField("custom_timeout_seconds") else "",
             )
-            for a in found  # type: ignore[attr-defined]
+            for a in found
         ),
     )
 
@@ -198,7 +199,7 @@ def plan(ctx: typer.Context, repository: Repository, hook: HookOpt, as_json: Jso
     async def go() -> None:
         async with config(ctx).library() as library:
             resolved = await library.resolve_hook_plan(
-                pb.ResolveHookPlanRequest(repository_id=repository, hook_type=hook.proto)  # type: ignore[arg-type]
+                pb.ResolveHookPlanRequest(repository_id=repository, hook_type=hook.proto)  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
             )
         if as_json:
             print_json(resolved)

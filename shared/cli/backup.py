@@ -45,7 +45,7 @@ def is_borg(command: list[str]) -> bool:
     return name in ("borg", "borg.exe") or name.startswith("borg-")
 
 
-def outcome_for(status: int, *, borg: bool) -> int:
+def outcome_for(status: int, *, borg: bool) -> library_pb2.BackupOutcome.ValueType:
     """Exit status → outcome. borg: 0 success, 1 (or a modern 100-127) warning, else failure."""
     if status == 0:
         return library_pb2.BACKUP_OUTCOME_SUCCESS
@@ -207,7 +207,9 @@ class Wrapper:
             return status or EXIT_UNAVAILABLE
         return status
 
-    async def _command(self, run_id: str, hook_variables: dict[str, str]) -> tuple[int, int]:
+    async def _command(
+        self, run_id: str, hook_variables: dict[str, str]
+    ) -> tuple[int, library_pb2.BackupOutcome.ValueType]:
         """Run COMMAND; its exit status and the outcome it means."""
         self.phase = "command"
         self.printer.note(f"running {' '.join(self.command)}")

@@ -90,10 +90,10 @@ def label(enum: object, value: int) -> str:
     if not value:
         return ""
     try:
-        name = enum.Name(value)  # type: ignore[attr-defined]
+        name = enum.Name(value)  # type: ignore[attr-defined]  # any generated enum wrapper, typed object here
     except ValueError:
         return str(value)
-    short = name.removeprefix(_PREFIXES.get(enum, "")).lower()  # type: ignore[call-overload]
+    short = name.removeprefix(_PREFIXES.get(enum, "")).lower()  # type: ignore[call-overload]  # _PREFIXES is keyed by the enum wrappers; enum is typed object
     return {"pre_backup": "pre", "post_backup": "post"}.get(short, short).replace("_", "-")
 
 

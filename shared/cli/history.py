@@ -34,7 +34,7 @@ def history(
         repository_id=repository, job_id=job, run_id=run_id, page_size=min(limit, 1000) or 100
     )
     if status:
-        request.status = status.proto  # type: ignore[assignment]
+        request.status = status.proto  # type: ignore[assignment]  # .proto is a plain int; the stub wants the enum's ValueType
     if since:
         request.start_time_after.FromDatetime(point_in_time(since, "--since"))
     if until:

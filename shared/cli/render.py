@@ -81,7 +81,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         out.print(f"{title}: none" if title else "none", style="dim", markup=False)
 
 
-_STATUS_STYLE = {
+_STATUS_STYLE: dict[int, str] = {
     library_pb2.EXECUTION_STATUS_SUCCEEDED: "green",
     library_pb2.EXECUTION_STATUS_FAILED: "red",
     library_pb2.EXECUTION_STATUS_TIMED_OUT: "red",

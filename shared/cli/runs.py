@@ -88,7 +88,7 @@ def run_chain(
                 library_pb2.BACKUP_OUTCOME_SKIPPED,
             ):
                 raise CliError("--outcome for a run is success, warning, failure or cancelled")
-            await show_stream(executor.end_backup(run_id, outcome.proto, variables), printer)  # type: ignore[arg-type]
+            await show_stream(executor.end_backup(run_id, outcome.proto, variables), printer)  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
             return 0
 
     raise typer.Exit(run(go()))
@@ -117,8 +117,8 @@ def test_script(
 
     async def go() -> int:
         request = executor_pb2.TestScriptRequest(
-            hook_type=hook.proto,  # type: ignore[arg-type]
-            simulated_outcome=outcome.proto,  # type: ignore[arg-type]
+            hook_type=hook.proto,  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
+            simulated_outcome=outcome.proto,  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
             variables=variables,
             parameter_values=values,
             timeout_seconds=timeout,

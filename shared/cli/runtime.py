@@ -52,7 +52,7 @@ class Config:
 
 
 def config(ctx: typer.Context) -> Config:
-    return ctx.find_root().obj  # type: ignore[no-any-return]
+    return ctx.find_root().obj
 
 
 def fail(message: str, exit_code: int = EXIT_REFUSED) -> NoReturn:

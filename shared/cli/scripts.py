@@ -189,7 +189,7 @@ def create(
             description=description,
             category=category,
             default_timeout_seconds=timeout,
-            default_run_on=run_on.proto if run_on else 0,  # type: ignore[arg-type]
+            default_run_on=run_on.proto if run_on else 0,  # type: ignore[arg-type]  # .proto is a plain int; the stub wants the enum's ValueType
         )
         async with config(ctx).library() as library:
             created = await library.create_script(
@@ -237,7 +237,7 @@ def update(
                 change.default_timeout_seconds = timeout
                 paths.append("default_timeout_seconds")
             if run_on is not None:
-                change.default_run_on = run_on.proto  # type: ignore[assignment]
+                change.default_run_on = run_on.proto  # type: ignore[assignment]  # .proto is a plain int; the stub wants the enum's ValueType
                 paths.append("default_run_on")
             if not paths:
                 raise CliError("nothing to change: give --file, --name, --description, ...")

@@ -75,7 +75,7 @@ async def _main(script: TrackedScript, command: str, args: argparse.Namespace) -
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)  # type: ignore[union-attr]
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)  # type: ignore[union-attr]  # current_task() is never None inside a running task
     return await dispatch(script, command, args)
 
 

@@ -123,7 +123,7 @@ async def start(
 ) -> TrackedRun:
     """Insert the pending row of a run that is starting now, in this process."""
     now = utcnow()
-    values = {
+    values: dict[str, Any] = {
         "script_name": name,
         "status": PENDING,
         "action": action,
@@ -140,8 +140,10 @@ async def start(
     }
     async with engine.begin() as conn:
         result = await conn.execute(insert(script_run_tracker).values(**values))
-        run_id = result.inserted_primary_key[0]
-    return TrackedRun(id=run_id, finished_at=None, duration_ms=None, **values)  # type: ignore[arg-type]
+        key = result.inserted_primary_key
+        assert key is not None  # a single-row INSERT reports the key it made
+        run_id = key[0]
+    return TrackedRun(id=run_id, finished_at=None, duration_ms=None, **values)
 
 
 async def heartbeat(engine: AsyncEngine, run_id: int, *, lease: float, output: str) -> None:

@@ -137,16 +137,11 @@ class ChainContext:
             run_id=run.run_id,
             repository_id=run.repository_id,
             hook_type=hook_type,
-            # The journal keeps enum values as plain ints.
-            trigger=library_pb2.ExecutionTrigger.ValueType(run.trigger),
+            trigger=run.trigger,
             backup_date=iso_utc(run.created_at),
             job_id=run.job_id,
             repository_path=run.repository_path,
-            outcome=(
-                library_pb2.BackupOutcome.ValueType(run.outcome)
-                if hook_type == POST
-                else library_pb2.BACKUP_OUTCOME_UNSPECIFIED
-            ),
+            outcome=(run.outcome if hook_type == POST else library_pb2.BACKUP_OUTCOME_UNSPECIFIED),
             variables=dict(run.variables),
         )
 
@@ -251,8 +246,7 @@ class ChainRunner:
                     # Ran before a restart: its result counts, it does not run again.
                     await self._journal_result(ctx, unjournaled, stream)
                     unjournaled = None
-                    # The journal keeps the status as a plain int.
-                    status = library_pb2.ExecutionStatus.ValueType(previous.status)
+                    status = previous.status
                     outputs = previous.outputs
                 else:
                     skip = self._skip(ctx, step, result, control)
@@ -355,9 +349,7 @@ class ChainRunner:
         result.halt(Stop.ABORT, f"{name} {how.lower()} (on_error {policy})")
 
     def _prepare(self, step: ChainStep) -> PreparedStep:
-        return PreparedStep(
-            self.cache, self.workspaces, step.index, step.script_name, step.digest
-        )
+        return PreparedStep(self.cache, self.workspaces, step.index, step.script_name, step.digest)
 
     async def _note_attempt(
         self,

@@ -34,7 +34,11 @@ class PreparedStep:
     """A step's execution id, and its content, script and workspace on their way."""
 
     def __init__(
-        self, cache: ContentCache, pool: WorkspacePool, step_index: int, script_name: str,
+        self,
+        cache: ContentCache,
+        pool: WorkspacePool,
+        step_index: int,
+        script_name: str,
         digest: str,
     ) -> None:
         self.step_index = step_index

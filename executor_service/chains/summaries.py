@@ -64,17 +64,16 @@ def summary(
 
 def recorded_end(run: RunRecord) -> executor_pb2.SummaryEvent:
     """What EndBackup answers for a run that already ended: its recorded post summary."""
-    # The journal keeps enum values as plain ints (here and in run_view).
     if run.post_summary is not None:
         found = executor_pb2.SummaryEvent()
         found.CopyFrom(run.post_summary)
-        found.run_state = executor_pb2.RunState.ValueType(run.state)
+        found.run_state = run.state
         return found
     return executor_pb2.SummaryEvent(
-        verdict=executor_pb2.Verdict.ValueType(run.verdict),
-        outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
+        verdict=run.verdict,
+        outcome=run.outcome,
         post_chain_ran=run.post_chain_done,
-        run_state=executor_pb2.RunState.ValueType(run.state),
+        run_state=run.state,
         message="the run has no post summary yet",
     )
 
@@ -85,18 +84,18 @@ def run_view(run: RunRecord, steps: Sequence[StepRow]) -> executor_pb2.BackupRun
         run_id=run.run_id,
         repository_id=run.repository_id,
         job_id=run.job_id,
-        state=executor_pb2.RunState.ValueType(run.state),
-        verdict=executor_pb2.Verdict.ValueType(run.verdict),
-        outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
+        state=run.state,
+        verdict=run.verdict,
+        outcome=run.outcome,
         lease_expire_time=timestamp(run.lease_expires_at),
         create_time=timestamp(run.created_at),
         steps=[
             executor_pb2.StepResult(
-                hook_type=library_pb2.HookType.ValueType(step.hook_type),
+                hook_type=step.hook_type,
                 step_index=step.step_index,
                 execution_id=step.execution_id,
                 script_name=step.script_name,
-                status=library_pb2.ExecutionStatus.ValueType(step.status),
+                status=step.status,
                 exit_code=step.exit_code,
                 duration_ms=step.duration_ms,
             )

@@ -30,17 +30,18 @@ KIND_WINDOW = "window"
 
 @dataclass
 class RunRecord:
-    """A run as the journal holds it."""
+    """A run as the journal holds it (enum columns typed as their proto enums: SQLite
+    stores the numbers)."""
 
     run_id: str
     repository_id: str
     kind: str = KIND_BACKUP
     job_id: str = ""
     repository_path: str = ""
-    trigger: int = library_pb2.EXECUTION_TRIGGER_BACKUP
-    state: int = executor_pb2.RUN_STATE_PRE_RUNNING
-    verdict: int = executor_pb2.VERDICT_UNSPECIFIED
-    outcome: int = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
+    trigger: library_pb2.ExecutionTrigger.ValueType = library_pb2.EXECUTION_TRIGGER_BACKUP
+    state: executor_pb2.RunState.ValueType = executor_pb2.RUN_STATE_PRE_RUNNING
+    verdict: executor_pb2.Verdict.ValueType = executor_pb2.VERDICT_UNSPECIFIED
+    outcome: library_pb2.BackupOutcome.ValueType = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
     lease_seconds: int = 600
     lease_expires_at: float = 0.0
     pre_started: bool = False
@@ -63,12 +64,12 @@ class StepRow:
 
     execution_id: str
     run_id: str
-    hook_type: int
+    hook_type: library_pb2.HookType.ValueType
     step_index: int
     script_name: str
     started_at: float
     record: library_pb2.Execution
-    status: int = library_pb2.EXECUTION_STATUS_UNSPECIFIED
+    status: library_pb2.ExecutionStatus.ValueType = library_pb2.EXECUTION_STATUS_UNSPECIFIED
     exit_code: int = 0
     duration_ms: int = 0
     ended_at: float | None = None

@@ -158,7 +158,7 @@ class BackupRuns:
         *,
         plans: Plans | None = None,
         kind: str = KIND_BACKUP,
-        trigger: int = library_pb2.EXECUTION_TRIGGER_BACKUP,
+        trigger: library_pb2.ExecutionTrigger.ValueType = library_pb2.EXECUTION_TRIGGER_BACKUP,
         on_open: Callable[[RunRecord], Awaitable[None]] | None = None,
     ) -> Started:
         """Open a run and start its pre chain. ``plans`` given (inline hooks, windows) or
@@ -404,6 +404,7 @@ class BackupRuns:
             except InvalidArgument as error:
                 problems.items.extend(error.violations)
         problems.raise_if_any()
+        reported = library_pb2.BackupOutcome.ValueType(outcome)  # checked just above
         run = await self._get(run_id)
         if run.kind not in kinds:
             raise FailedPrecondition(
@@ -418,7 +419,7 @@ class BackupRuns:
         stream = EventStream(run_id)
         slot = self.admission.admit() if run.state == AWAITING_END else None
         self.tasks.spawn(
-            self._drive_end(run_id, outcome, dict(variables), stream, slot), name=f"end {run_id}"
+            self._drive_end(run_id, reported, dict(variables), stream, slot), name=f"end {run_id}"
         )
         # The client leaving does not stop a post chain.
         return Started(stream)
@@ -426,7 +427,7 @@ class BackupRuns:
     async def _drive_end(
         self,
         run_id: str,
-        outcome: int,
+        outcome: library_pb2.BackupOutcome.ValueType,
         variables: dict[str, str],
         stream: EventStream,
         slot: Slot | None,
@@ -447,8 +448,7 @@ class BackupRuns:
                 await stream.emit(
                     summary=summary(
                         [post],
-                        # The journal keeps the outcome as a plain int.
-                        outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
+                        outcome=run.outcome,
                         post_chain_ran=False,
                         run_state=POST_RUNNING,
                         message="the executor is shutting down: the rest of the post chain "

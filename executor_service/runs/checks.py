@@ -20,6 +20,7 @@ END_OUTCOMES = (
     library_pb2.BACKUP_OUTCOME_CANCELLED,
 )
 
+
 def check_lease(field_name: str, seconds: int) -> int:
     """60-86400, or 0 for the default."""
     if seconds == 0:
@@ -44,14 +45,15 @@ def check_text(
         problems.add(field_name, "must not contain NUL characters")
 
 
-def check_outcome(field_name: str, outcome: int) -> int:
+def check_outcome(field_name: str, outcome: int) -> library_pb2.BackupOutcome.ValueType:
+    """An outcome a client may report (SUCCESS, WARNING, FAILURE, CANCELLED)."""
     if outcome == library_pb2.BACKUP_OUTCOME_UNSPECIFIED:
         raise InvalidArgument(field_name, "is required: SUCCESS, WARNING, FAILURE or CANCELLED")
     if outcome not in END_OUTCOMES:
         raise InvalidArgument(
             field_name, f"must be SUCCESS, WARNING, FAILURE or CANCELLED, got {outcome}"
         )
-    return outcome
+    return library_pb2.BackupOutcome.ValueType(outcome)
 
 
 def check_run_id(run_id: str) -> str:

@@ -56,8 +56,9 @@ class InlineHooks:
     async def start(self, request: InlineRequest) -> Started:
         check_enum("hook_type", request.hook_type, library_pb2.HookType.DESCRIPTOR)
         if request.hook_type == library_pb2.HOOK_TYPE_POST_BACKUP:
-            return await self.runs.end(request.run_id, request.outcome, request.variables,
-                                       kinds=(KIND_INLINE,))
+            return await self.runs.end(
+                request.run_id, request.outcome, request.variables, kinds=(KIND_INLINE,)
+            )
         begin = BeginRequest(
             repository_id=request.repository_id,
             job_id=request.job_id,
@@ -67,11 +68,20 @@ class InlineHooks:
         )
         self._check(request, begin)
         plans = Plans(
-            pre=self._plan(PRE_NAME, request.pre_script, request.pre_timeout_seconds,
-                           library_pb2.RUN_ON_ALWAYS, library_pb2.ON_ERROR_ABORT),
-            post=self._plan(POST_NAME, request.post_script, request.post_timeout_seconds,
-                            request.post_run_on or library_pb2.RUN_ON_ALWAYS,
-                            library_pb2.ON_ERROR_CONTINUE),
+            pre=self._plan(
+                PRE_NAME,
+                request.pre_script,
+                request.pre_timeout_seconds,
+                library_pb2.RUN_ON_ALWAYS,
+                library_pb2.ON_ERROR_ABORT,
+            ),
+            post=self._plan(
+                POST_NAME,
+                request.post_script,
+                request.post_timeout_seconds,
+                request.post_run_on or library_pb2.RUN_ON_ALWAYS,
+                library_pb2.ON_ERROR_CONTINUE,
+            ),
         )
         return await self.runs.begin(
             begin,
@@ -97,14 +107,24 @@ class InlineHooks:
                 except InvalidArgument as error:
                     problems.items.extend(error.violations)
         try:
-            check_enum("post_run_on", request.post_run_on, library_pb2.RunOn.DESCRIPTOR,
-                       allow_unspecified=True)
+            check_enum(
+                "post_run_on",
+                request.post_run_on,
+                library_pb2.RunOn.DESCRIPTOR,
+                allow_unspecified=True,
+            )
         except InvalidArgument as error:
             problems.items.extend(error.violations)
         problems.raise_if_any()
 
-    def _plan(self, name: str, content: str, timeout: int, run_on: library_pb2.RunOn.ValueType,
-              on_error: library_pb2.OnError.ValueType) -> list[library_pb2.PlanStep]:
+    def _plan(
+        self,
+        name: str,
+        content: str,
+        timeout: int,
+        run_on: library_pb2.RunOn.ValueType,
+        on_error: library_pb2.OnError.ValueType,
+    ) -> list[library_pb2.PlanStep]:
         if not content.strip():
             return []
         return [

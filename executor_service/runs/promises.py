@@ -85,7 +85,7 @@ class Promises:
     async def run_post(
         self,
         run_id: str,
-        outcome: int,
+        outcome: library_pb2.BackupOutcome.ValueType,
         stream: EventStream,
         *,
         expect: Callable[[RunRecord], bool],
@@ -133,8 +133,7 @@ class Promises:
                 variables=ctx.variables,
                 post_summary=summary(
                     [result],
-                    # The journal keeps the outcome as a plain int.
-                    outcome=library_pb2.BackupOutcome.ValueType(run.outcome),
+                    outcome=run.outcome,
                     post_chain_ran=True,
                     run_state=ENDED,
                 ),
@@ -143,9 +142,7 @@ class Promises:
             log.info(
                 "post_chain.done",
                 run_id=run_id,
-                outcome=library_pb2.BackupOutcome.Name(
-                    library_pb2.BackupOutcome.ValueType(run.outcome)
-                ),
+                outcome=library_pb2.BackupOutcome.Name(run.outcome),
                 succeeded=result.succeeded,
                 failed=result.failed,
                 skipped=result.skipped,
@@ -156,7 +153,7 @@ class Promises:
     def run_post_in_background(
         self,
         run_id: str,
-        outcome: int,
+        outcome: library_pb2.BackupOutcome.ValueType,
         *,
         expect: Callable[[RunRecord], bool],
         verdict: int = 0,

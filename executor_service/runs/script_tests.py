@@ -51,15 +51,12 @@ from shared.stubs import executor_pb2, library_pb2
 log = structlog.get_logger("hookshelf.executor.tests")
 
 
-
 @dataclass(frozen=True)
 class TestRequest:
     script_id: str = ""
     content: str = ""
     hook_type: library_pb2.HookType.ValueType = library_pb2.HOOK_TYPE_UNSPECIFIED
-    simulated_outcome: library_pb2.BackupOutcome.ValueType = (
-        library_pb2.BACKUP_OUTCOME_UNSPECIFIED
-    )
+    simulated_outcome: library_pb2.BackupOutcome.ValueType = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
     variables: Mapping[str, str] = field(default_factory=dict)
     parameter_values: Mapping[str, str] = field(default_factory=dict)
     timeout_seconds: int = 0
@@ -103,8 +100,7 @@ class ScriptTests:
         outcome = request.simulated_outcome or library_pb2.BACKUP_OUTCOME_SUCCESS
         checks = [
             lambda: check_enum("hook_type", hook_type, library_pb2.HookType.DESCRIPTOR),
-            lambda: check_enum("simulated_outcome", outcome,
-                               library_pb2.BackupOutcome.DESCRIPTOR),
+            lambda: check_enum("simulated_outcome", outcome, library_pb2.BackupOutcome.DESCRIPTOR),
             lambda: check_variables("variables", request.variables),
             lambda: check_variables("parameter_values", request.parameter_values),
         ]
@@ -147,7 +143,8 @@ class ScriptTests:
         values = {p.name: p.default_value for p in script.parameters if p.has_default}
         values.update(request.parameter_values)
         secrets = tuple(
-            p.name for p in script.parameters
+            p.name
+            for p in script.parameters
             if p.type == library_pb2.PARAMETER_TYPE_SECRET and p.name in values
         )
         return ChainStep(
@@ -156,8 +153,7 @@ class ScriptTests:
             script_name=script.name,
             digest=digest,
             timeout_seconds=(
-                request.timeout_seconds or script.default_timeout_seconds
-                or DEFAULT_TIMEOUT_SECONDS
+                request.timeout_seconds or script.default_timeout_seconds or DEFAULT_TIMEOUT_SECONDS
             ),
             run_on=library_pb2.RUN_ON_ALWAYS,
             on_error=DEFAULT_ON_ERROR[hook_type],
@@ -187,8 +183,14 @@ class ScriptTests:
         self.tasks.spawn(self._drive(ctx, step, stream, control, slot), name=ctx.run_id)
         return Started(stream, client_gone=lambda: control.stop(StopReason.CLIENT))
 
-    async def _drive(self, ctx: ChainContext, step: ChainStep, stream: EventStream,
-                     control: ChainControl, slot: Slot) -> None:
+    async def _drive(
+        self,
+        ctx: ChainContext,
+        step: ChainStep,
+        stream: EventStream,
+        control: ChainControl,
+        slot: Slot,
+    ) -> None:
         error: BaseException | None = None
         try:
             result = await self.chains.run(ctx, [step], stream, control)

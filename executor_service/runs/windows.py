@@ -105,16 +105,18 @@ class Windows:
             raise InvalidArgument("window_id", error.violations[0].description) from None
         plans = Plans(
             pre=[await self._step(i, library_pb2.ON_ERROR_ABORT) for i in window.pre_script_ids],
-            post=[await self._step(i, library_pb2.ON_ERROR_CONTINUE)
-                  for i in window.post_script_ids],
+            post=[
+                await self._step(i, library_pb2.ON_ERROR_CONTINUE) for i in window.post_script_ids
+            ],
         )
 
         async def keep_holder(run: RunRecord) -> None:
             await self.journal.set_holder(run.run_id, holder_id, run.lease_expires_at)
 
         return await self.runs.begin(
-            BeginRequest(repository_id=_window_key(window_id), job_id=holder_id,
-                         lease_seconds=lease),
+            BeginRequest(
+                repository_id=_window_key(window_id), job_id=holder_id, lease_seconds=lease
+            ),
             plans=plans,
             kind=KIND_WINDOW,
             trigger=library_pb2.EXECUTION_TRIGGER_WINDOW,
@@ -135,7 +137,8 @@ class Windows:
             on_error=on_error,
             parameter_values=values,
             secret_parameter_names=[
-                p.name for p in script.parameters
+                p.name
+                for p in script.parameters
                 if p.type == library_pb2.PARAMETER_TYPE_SECRET and p.name in values
             ],
         )
@@ -150,8 +153,7 @@ class Windows:
         async with self._lock(window_id):
             run = await self.journal.open_run_for(_window_key(window_id))
             if run is None:
-                raise NotFound(f"window {window_id} is not open",
-                               metadata={"window_id": window_id})
+                raise NotFound(f"window {window_id} is not open", metadata={"window_id": window_id})
             holders = await self.journal.holders(run.run_id)
             if holder_id not in holders:
                 raise NotFound(
@@ -172,8 +174,7 @@ class Windows:
                     run.run_id,
                     executor_pb2.SummaryEvent(
                         run_state=AWAITING_END,
-                        message=f"left; {len(remaining)} holder(s) remain, the window stays "
-                        "open",
+                        message=f"left; {len(remaining)} holder(s) remain, the window stays open",
                     ),
                 )
             # The last live holder: close the window (its post scripts run).

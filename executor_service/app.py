@@ -103,9 +103,7 @@ class ExecutorApp:
         log.info("executor.stopped")
 
 
-async def start_executor(
-    settings: Settings, options: ExecutorOptions | None = None
-) -> ExecutorApp:
+async def start_executor(settings: Settings, options: ExecutorOptions | None = None) -> ExecutorApp:
     """Open the journal, honour what it holds, then serve on settings.executor_listen."""
     options = options or ExecutorOptions()
     become_subreaper()
@@ -127,8 +125,12 @@ async def start_executor(
             on_chain_ended=recorder.flush,
         )
         promises = Promises(
-            journal=journal, chains=chains, clock=options.clock, lifecycle=lifecycle,
-            tasks=tasks, on_recorded=recorder.wake,
+            journal=journal,
+            chains=chains,
+            clock=options.clock,
+            lifecycle=lifecycle,
+            tasks=tasks,
+            on_recorded=recorder.wake,
         )
         runs = BackupRuns(
             journal=journal,
@@ -142,8 +144,13 @@ async def start_executor(
             admission=Admission(settings.executor_max_concurrent_runs),
         )
         tests = ScriptTests(
-            library=library, cache=cache, chains=chains, clock=options.clock,
-            lifecycle=lifecycle, tasks=tasks, admission=runs.admission,
+            library=library,
+            cache=cache,
+            chains=chains,
+            clock=options.clock,
+            lifecycle=lifecycle,
+            tasks=tasks,
+            admission=runs.admission,
         )
         windows = Windows(
             journal=journal, library=library, cache=cache, runs=runs, clock=options.clock
@@ -169,8 +176,12 @@ async def start_executor(
     watcher = asyncio.create_task(
         promises.watch_leases(options.lease_check_interval), name="lease watcher"
     )
-    log.info("executor.started", address=running.address, executor_id=executor_id,
-             state_dir=str(state_dir))
+    log.info(
+        "executor.started",
+        address=running.address,
+        executor_id=executor_id,
+        state_dir=str(state_dir),
+    )
     return ExecutorApp(
         settings=settings,
         running=running,

@@ -132,9 +132,7 @@ class Connection:
         return await asyncio.get_running_loop().run_in_executor(self._thread, locked)
 
     async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return await self._call(
-            lambda: self._db.execute(sql, parameters).fetchall(), inline=True
-        )
+        return await self._call(lambda: self._db.execute(sql, parameters).fetchall(), inline=True)
 
     async def _transact(
         self, body: Callable[[sqlite3.Connection], _T], *, synced: bool = True

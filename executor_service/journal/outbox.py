@@ -14,9 +14,7 @@ from shared.stubs import library_pb2
 _QUEUE = "INSERT OR IGNORE INTO outbox (execution_id, record, created_at) VALUES (?, ?, ?)"
 
 
-def queue_record(
-    db: sqlite3.Connection, execution_id: str, serialized: bytes, now: float
-) -> None:
+def queue_record(db: sqlite3.Connection, execution_id: str, serialized: bytes, now: float) -> None:
     """Inside a transaction: queue a record (once per execution id)."""
     db.execute(_QUEUE, (execution_id, serialized, now))
 
@@ -63,4 +61,3 @@ class Outbox(Syncing):
                 (error[:1000], execution_id),
             )
         )
-

@@ -98,8 +98,7 @@ class Runs(Connection):
 
     async def open_runs(self) -> list[RunRecord]:
         rows = await self._read(
-            f"SELECT * FROM runs WHERE state != {executor_pb2.RUN_STATE_ENDED} "
-            "ORDER BY created_at"
+            f"SELECT * FROM runs WHERE state != {executor_pb2.RUN_STATE_ENDED} ORDER BY created_at"
         )
         return [run_of(row) for row in rows]
 

@@ -56,9 +56,7 @@ class Steps(Syncing):
         """Complete an attempt and queue its execution record, in one transaction, synced
         when this returns. ``done``: the result counts (False for an attempt cut short by
         a shutdown or a crash, which a resumed chain runs again)."""
-        await (
-            await self.commit_step_result(record, ended_at=ended_at, done=done, outputs=outputs)
-        )
+        await (await self.commit_step_result(record, ended_at=ended_at, done=done, outputs=outputs))
 
     async def commit_step_result(
         self,
@@ -137,8 +135,7 @@ class Steps(Syncing):
     async def done_steps(self, run_id: str, hook_type: int) -> dict[int, StepRow]:
         """The steps of a chain that have a result that counts, by index."""
         rows = await self._read(
-            "SELECT * FROM steps WHERE run_id = ? AND hook_type = ? AND done "
-            "ORDER BY started_at",
+            "SELECT * FROM steps WHERE run_id = ? AND hook_type = ? AND done ORDER BY started_at",
             (run_id, hook_type),
         )
         return {row["step_index"]: step_of(row) for row in rows}

@@ -36,9 +36,7 @@ class WindowHolders(Connection):
         pairs = [(run_id, holder) for holder in holder_ids]
 
         def body(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "DELETE FROM window_holders WHERE run_id = ? AND holder_id = ?", pairs
-            )
+            db.executemany("DELETE FROM window_holders WHERE run_id = ? AND holder_id = ?", pairs)
             _lease_from_holders(db, run_id)
 
         await self._transact(body)

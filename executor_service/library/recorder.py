@@ -94,8 +94,9 @@ class Recorder:
             try:
                 sent = await self.deliver_once()
             except Unavailable as error:
-                log.warning("recorder.library_unavailable", error=error.message,
-                            retry_in=round(backoff, 2))
+                log.warning(
+                    "recorder.library_unavailable", error=error.message, retry_in=round(backoff, 2)
+                )
                 await self._sleep(backoff * random.uniform(0.8, 1.0))
                 backoff = min(self.max_backoff, backoff * 2)
                 continue
@@ -131,8 +132,11 @@ class Recorder:
             return len(batch)
         await self.journal.mark_delivered(r.execution_id for r in batch)
         self.delivered += len(batch)
-        log.info("recorder.delivered", recorded=response.recorded_count,
-                 duplicates=response.duplicate_count)
+        log.info(
+            "recorder.delivered",
+            recorded=response.recorded_count,
+            duplicates=response.duplicate_count,
+        )
         return len(batch)
 
     async def _deliver_singly(self, batch: list) -> None:
@@ -140,8 +144,11 @@ class Recorder:
             try:
                 await self.library.record_executions([record])
             except InvalidArgument as error:
-                log.error("recorder.record_rejected", execution_id=record.execution_id,
-                          error=error.message)
+                log.error(
+                    "recorder.record_rejected",
+                    execution_id=record.execution_id,
+                    error=error.message,
+                )
                 await self.journal.mark_rejected(record.execution_id, error.message)
                 continue
             await self.journal.mark_delivered([record.execution_id])

@@ -106,9 +106,7 @@ class Workspace:
                 return False
             # Its mode may differ (a hook may chmod its own script): it is set again when
             # the next script is written over it.
-            if self.script is not None and not _is_own_unlinked_file(
-                os.lstat(self.script), euid
-            ):
+            if self.script is not None and not _is_own_unlinked_file(os.lstat(self.script), euid):
                 return False
             if output.st_size:
                 os.truncate(self.output_file, 0)
@@ -119,9 +117,7 @@ class Workspace:
 
 def _is_private_directory(info: os.stat_result, euid: int) -> bool:
     return (
-        stat.S_ISDIR(info.st_mode)
-        and stat.S_IMODE(info.st_mode) == 0o700
-        and info.st_uid == euid
+        stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == euid
     )
 
 

@@ -343,10 +343,7 @@ async def assign(
     problems.check(check_hook_type, "assignment.hook_type", message.hook_type)
     problems.check(check_id, "assignment.script_id", message.script_id)
     problems.check(check_execution_order, "assignment.execution_order", message.execution_order)
-    overrides = {
-        name: _optional_override(message, name, problems)
-        for name in _OVERRIDES
-    }
+    overrides = {name: _optional_override(message, name, problems) for name in _OVERRIDES}
     values = dict(message.parameter_values)
     check_parameter_values("assignment.parameter_values", values, problems)
     problems.raise_if_any()
@@ -440,9 +437,7 @@ async def update(
     if "execution_order" in mask:
         problems.check(check_execution_order, "assignment.execution_order", message.execution_order)
     overrides = {
-        name: _optional_override(message, name, problems)
-        for name in _OVERRIDES
-        if name in mask
+        name: _optional_override(message, name, problems) for name in _OVERRIDES if name in mask
     }
     values = dict(message.parameter_values)
     if "parameter_values" in mask:

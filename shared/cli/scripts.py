@@ -176,7 +176,9 @@ def create(
     file: Annotated[Path, typer.Option("--file", "-f", help="Content ('-' for stdin).")],
     description: Annotated[str, typer.Option(help="What it does.")] = "",
     category: Annotated[str, typer.Option(help="Grouping, e.g. docker, database.")] = "",
-    timeout: Annotated[int, typer.Option(help=f"Seconds per run (default {DEFAULT_TIMEOUT_SECONDS}).")] = 0,
+    timeout: Annotated[
+        int, typer.Option(help=f"Seconds per run (default {DEFAULT_TIMEOUT_SECONDS}).")
+    ] = 0,
     run_on: Annotated[RunOn | None, typer.Option(help="Default for post hooks.")] = None,
     as_json: Json = False,
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import inspect
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,20 @@ RPC_SECONDS = Histogram(
 )
 
 
+# A request id is echoed back in trailing metadata and written to every log line: only
+# visible ASCII, bounded. Anything else (non-ASCII, control characters, a novel) would make
+# grpc refuse the trailing metadata (INTERNAL) or bloat the logs; it is replaced by an id
+# of our own, which the trailers then tell the client.
+_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+
+
+def request_id_of(presented: str | None) -> str:
+    """The client's request id when it is one we can echo safely, else a new one."""
+    if presented and _REQUEST_ID.fullmatch(presented):
+        return presented
+    return uuid.uuid4().hex
+
+
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
@@ -53,7 +68,7 @@ class _Call:
 
     def enter(self, context: grpc.aio.ServicerContext) -> None:
         metadata = _metadata(context)
-        self.request_id = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        self.request_id = request_id_of(metadata.get(REQUEST_ID_KEY))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=self.request_id, method=self.method)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))

@@ -70,6 +70,8 @@ async def start_library(
     url = settings.effective_database_url
     await migrate.upgrade(url)
     database = Database(url)
+    if database.space_reserve is not None:  # lets DeleteScript work on a full disk
+        database.space_reserve.ensure()
     if mirror_enabled is None:
         mirror_enabled = settings.mirror_enabled
     if mirror_scan_seconds is None:

@@ -64,6 +64,7 @@ from library_service.domain.validation import (
     check_text,
 )
 from library_service.store import models
+from library_service.store.storage import StorageFull
 from shared.errors import (
     Aborted,
     AlreadyExists,
@@ -663,10 +664,23 @@ async def delete_script(
     ctx: LibraryContext, script_id: str, *, etag: str = "", force: bool = False
 ) -> DeletedScript:
     """DeleteScript: refused while the script is in use unless ``force``. Its mirrored
-    file goes with it; its contents and execution history stay."""
+    file goes with it; its contents and execution history stay. On a full disk it gives
+    up the space reserve and tries once more: deleting is how space is freed."""
     script_id = check_id("id", script_id)
     if ctx.mirror is not None:
         await ctx.mirror.refresh(script_id=script_id)
+    try:
+        return await _delete_script(ctx, script_id, etag=etag, force=force)
+    except StorageFull:
+        reserve = ctx.database.space_reserve
+        if reserve is None or not reserve.release():
+            raise
+        return await _delete_script(ctx, script_id, etag=etag, force=force)
+
+
+async def _delete_script(
+    ctx: LibraryContext, script_id: str, *, etag: str, force: bool
+) -> DeletedScript:
     now = datetime.now(UTC)
     async with ctx.database.transaction() as session:
         row = await _find(session, script_id=script_id, lock=True)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from library_service.store.storage import SpaceReserve, is_storage_full, storage_full_error
 
 
 def is_sqlite(url: str) -> bool:
@@ -104,11 +108,27 @@ class Database:
     def is_sqlite(self) -> bool:
         return is_sqlite(self.url)
 
+    @property
+    def space_reserve(self) -> SpaceReserve | None:
+        """The reserve beside a SQLite file (storage.py); None for PostgreSQL or memory."""
+        if not self.is_sqlite:
+            return None
+        path = make_url(self.url).database
+        if not path or path == ":memory:":
+            return None
+        return SpaceReserve(Path(path).parent)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits on success and rolls back on any exception."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A session whose work commits on success and rolls back on any exception. A
+        full disk is `StorageFull` (RESOURCE_EXHAUSTED), nothing written."""
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except Exception as error:
+            if is_storage_full(error):
+                raise storage_full_error("the database cannot grow") from error
+            raise
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

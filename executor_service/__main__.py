@@ -7,7 +7,7 @@ import signal
 import sys
 
 from executor_service.app import start_executor
-from executor_service.journal import JournalTooNew, StateDirInUse
+from executor_service.journal import JournalKeyMissing, JournalTooNew, StateDirInUse
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
@@ -31,7 +31,7 @@ def main() -> None:
     parse_service_args(EXECUTOR)
     try:
         asyncio.run(_main())
-    except (StateDirInUse, JournalTooNew) as refusal:
+    except (StateDirInUse, JournalTooNew, JournalKeyMissing) as refusal:
         # A state dir the executor must not touch: one line that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")
 

@@ -25,6 +25,7 @@ from executor_service.library.content_cache import ContentCache
 from executor_service.library.port import GrpcLibrary
 from executor_service.library.recorder import MAX_BACKOFF, Recorder
 from executor_service.runner.leftovers import end_leftovers
+from executor_service.runner.privacy import make_undumpable
 from executor_service.runner.subreaper import become_subreaper
 from executor_service.runs.admission import Admission
 from executor_service.runs.backup_runs import BackupRuns
@@ -107,8 +108,16 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
     """Open the journal, honour what it holds, then serve on settings.executor_listen."""
     options = options or ExecutorOptions()
     become_subreaper()
+    # Hooks run as this user: not dumpable, they cannot read its environment or memory.
+    make_undumpable()
     state_dir = Path(settings.executor_state_dir).resolve()
-    journal = await Journal.open(state_dir)
+    journal = await Journal.open(state_dir, journal_key=settings.executor_journal_key)
+    if not settings.executor_journal_key:
+        log.warning(
+            "journal.secrets_not_sealed",
+            why="HOOKSHELF_EXECUTOR_JOURNAL_KEY is not set: secret parameter values of owed "
+            "post plans are kept readable in the journal, so hooks could read them",
+        )
     try:
         executor_id = await journal.executor_id()
         library = GrpcLibrary(settings.library_target, auth_token=settings.auth_token)

@@ -66,6 +66,7 @@ EXECUTOR = Service(
         "executor_health_listen",
         "executor_state_dir",
         "executor_max_concurrent_runs",
+        "executor_journal_key",
         "library_target",
         *_COMMON,
     ),

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     executor_max_concurrent_runs: int = Field(
         default=256, ge=1, description="Open backup runs accepted before RESOURCE_EXHAUSTED."
     )
+    executor_journal_key: str = Field(
+        default="",
+        description="Fernet key sealing secret values in the executor's journal from hooks; "
+        "give it in the environment, never in a file hooks could read; empty: not sealed.",
+    )
     secret_key: str = Field(default="", description="Fernet key; empty: a key file in data_dir.")
     auth_token: str = Field(default="", description="Bearer token both sides must present.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")

@@ -52,6 +52,7 @@ from executor_service.journal.rows import (
 )
 from executor_service.journal.runs import Runs
 from executor_service.journal.schema import SCHEMA_VERSION, JournalTooNew
+from executor_service.journal.sealing import JournalKeyMissing
 from executor_service.journal.steps import Steps
 from executor_service.journal.syncing import WalSync
 from executor_service.journal.windows import WindowHolders
@@ -64,6 +65,7 @@ __all__ = [
     "RUN_STATE",
     "SCHEMA_VERSION",
     "Journal",
+    "JournalKeyMissing",
     "JournalTooNew",
     "RunRecord",
     "StateDirInUse",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from executor_service.journal.schema import migrate, refuse_newer
+from executor_service.journal.sealing import Sealer
 
 _T = TypeVar("_T")
 AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, for synced commits
@@ -84,19 +85,26 @@ class Connection:
     """
 
     def __init__(
-        self, db: sqlite3.Connection, thread: ThreadPoolExecutor, lock_fd: int, path: Path
+        self,
+        db: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        lock_fd: int,
+        path: Path,
+        sealer: Sealer | None = None,
     ) -> None:
         self._db = db
+        self._sealer = sealer or Sealer()
         self._thread = thread
         self._lock = threading.Lock()  # whoever uses the connection holds it
         self._lock_fd = lock_fd
         self._path = path
 
     @classmethod
-    async def open(cls, state_dir: Path) -> Self:
+    async def open(cls, state_dir: Path, *, journal_key: str = "") -> Self:
         """Create or open ``<state_dir>/journal.db``, taking the state dir for this process,
         and bring it to the current schema version (`schema.migrate`) before anything
-        else uses it."""
+        else uses it. With ``journal_key`` secret values are sealed (sealing.py)."""
+        sealer = Sealer(journal_key)  # a malformed key fails here, before anything is taken
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)
         lock_fd = lock_state_dir(state_dir)
@@ -109,7 +117,7 @@ class Connection:
             thread.shutdown(wait=False)
             os.close(lock_fd)
             raise
-        return cls(db, thread, lock_fd, path)
+        return cls(db, thread, lock_fd, path, sealer)
 
     async def close(self) -> None:
         await self._call(self._db.close)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from executor_service.journal.sealing import Sealer
 from shared.stubs import executor_pb2, library_pb2
 
 RUN_STATE = executor_pb2.RunState
@@ -100,8 +101,9 @@ def encode_run_value(column: str, value: Any) -> Any:
     return value
 
 
-def run_values(run: RunRecord) -> tuple[Any, ...]:
-    """The columns a new run is inserted with (`Runs.create_run`)."""
+def run_values(run: RunRecord, sealer: Sealer) -> tuple[Any, ...]:
+    """The columns a new run is inserted with (`Runs.create_run`), its post plan's secret
+    values sealed (sealing.py)."""
     return (
         run.run_id,
         run.kind,
@@ -117,12 +119,12 @@ def run_values(run: RunRecord) -> tuple[Any, ...]:
         int(run.pre_started),
         int(run.post_chain_done),
         json.dumps(run.variables, sort_keys=True),
-        encode_plan(run.post_plan),
+        encode_plan(sealer.seal_plan(run.post_plan)),
         run.created_at,
     )
 
 
-def run_of(row: sqlite3.Row) -> RunRecord:
+def run_of(row: sqlite3.Row, sealer: Sealer) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"],
         kind=row["kind"],
@@ -138,7 +140,7 @@ def run_of(row: sqlite3.Row) -> RunRecord:
         pre_started=bool(row["pre_started"]),
         post_chain_done=bool(row["post_chain_done"]),
         variables=json.loads(row["variables"]),
-        post_plan=decode_plan(row["post_plan"]),
+        post_plan=sealer.unseal_plan(decode_plan(row["post_plan"])),
         pre_summary=decode_summary(row["pre_summary"]),
         post_summary=decode_summary(row["post_summary"]),
         created_at=row["created_at"],

@@ -42,7 +42,7 @@ _OPEN_RUN_OF_REPOSITORY = (
 class Runs(Connection):
     async def create_run(self, run: RunRecord) -> None:
         """Write a new run (synced). A repository with an open run: FailedPrecondition."""
-        values = run_values(run)
+        values = run_values(run, self._sealer)
 
         def body(db: sqlite3.Connection) -> None:
             existing = db.execute(
@@ -62,7 +62,7 @@ class Runs(Connection):
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        return run_of(rows[0]) if rows else None
+        return run_of(rows[0], self._sealer) if rows else None
 
     async def update_run(self, run_id: str, **changes: Any) -> None:
         """Set some columns of a run (synced)."""
@@ -94,13 +94,13 @@ class Runs(Connection):
 
     async def open_run_for(self, repository_id: str) -> RunRecord | None:
         rows = await self._read(_OPEN_RUN_OF_REPOSITORY, (repository_id,))
-        return run_of(rows[0]) if rows else None
+        return run_of(rows[0], self._sealer) if rows else None
 
     async def open_runs(self) -> list[RunRecord]:
         rows = await self._read(
             f"SELECT * FROM runs WHERE state != {executor_pb2.RUN_STATE_ENDED} ORDER BY created_at"
         )
-        return [run_of(row) for row in rows]
+        return [run_of(row, self._sealer) for row in rows]
 
     async def expired_runs(self, now: float) -> list[str]:
         """Runs waiting for EndBackup whose lease has run out."""

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from executor_service.journal.connection import Connection
+from executor_service.journal.sealing import Sealer
 
 # Step results are committed without a sync and so never checkpoint the log themselves;
 # every this many, their background sync does. A step writes ~8 pages (its result, its
@@ -68,9 +69,14 @@ class Syncing(Connection):
     """The background syncs of step results (see the module doc)."""
 
     def __init__(
-        self, db: sqlite3.Connection, thread: ThreadPoolExecutor, lock_fd: int, path: Path
+        self,
+        db: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        lock_fd: int,
+        path: Path,
+        sealer: Sealer | None = None,
     ) -> None:
-        super().__init__(db, thread, lock_fd, path)
+        super().__init__(db, thread, lock_fd, path, sealer)
         self._wal = WalSync(path)  # used on the journal's thread only
         # Step results committed but not yet synced: the records the recorder must not
         # send yet, and the syncs a reader that answers a client waits for.

@@ -14,18 +14,10 @@ from __future__ import annotations
 import ctypes
 import os
 
+from executor_service.runner.prctl import prctl
+
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.prctl.argtypes = [
-    ctypes.c_int,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-]
-_libc.prctl.restype = ctypes.c_int
 
 
 # The process that became one: nothing here unsets it, so one prctl per process is
@@ -38,9 +30,7 @@ def become_subreaper() -> None:
     global _became_in
     if _became_in == os.getpid():
         return
-    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")
+    prctl(PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")
     _became_in = os.getpid()
 
 
@@ -48,7 +38,5 @@ def is_subreaper() -> bool:
     """Whether this process is currently a child subreaper."""
     flag = ctypes.c_int(0)
     # The kernel writes the flag through the pointer passed as the second argument.
-    if _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), 0, 0, 0) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"prctl(PR_GET_CHILD_SUBREAPER): {os.strerror(error)}")
+    prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), "PR_GET_CHILD_SUBREAPER")
     return bool(flag.value)

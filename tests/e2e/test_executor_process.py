@@ -22,7 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class ExecutorProcess:
     def __init__(self, *, library_address: str, state_dir: Path, socket_dir: Path,
-                 grace: float = 2.0, log_path: Path | None = None) -> None:
+                 grace: float = 2.0, log_path: Path | None = None,
+                 python: str = sys.executable, cwd: Path = REPO_ROOT,
+                 user: str | None = None) -> None:
+        # python, cwd, user: how to run it as another user (test_hook_isolation.py).
+        self.python, self.cwd, self.user = python, cwd, user
         self.socket = socket_dir / "ex.sock"
         self.target = f"unix:{self.socket}"
         self.log_path = log_path or state_dir.parent / "executor.log"
@@ -45,9 +49,9 @@ class ExecutorProcess:
         log = self._open_log()
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "executor_service",
-                cwd=REPO_ROOT, env=self.environment, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log,
+                self.python, "-m", "executor_service",
+                cwd=self.cwd, env=self.environment, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=log, user=self.user,
             )
         finally:
             log.close()

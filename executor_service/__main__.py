@@ -9,12 +9,14 @@ import sys
 from executor_service.app import start_executor
 from executor_service.journal import JournalKeyMissing, JournalTooNew, StateDirInUse
 from shared.logging_setup import configure_logging
+from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
 from shared.settings import load_settings
 
 
 async def _main() -> None:
+    return_large_blocks_to_the_system()  # a burst of large requests is not kept
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     start_metrics_server(settings.metrics_listen)

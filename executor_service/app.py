@@ -35,6 +35,8 @@ from executor_service.runs.script_tests import ScriptTests
 from executor_service.runs.windows import Windows
 from executor_service.tasks import TaskKeeper
 from shared.grpc_server import RunningServer, start_server
+from shared.hook_policy import MAX_CONTENT_BYTES
+from shared.request_budget import RequestBudget, RequestLimits
 from shared.request_decoding import add_service
 from shared.settings import Settings
 from shared.stubs import executor_pb2
@@ -43,6 +45,8 @@ log = structlog.get_logger("hookshelf.executor")
 
 SERVICE = executor_pb2.DESCRIPTOR.services_by_name["HookExecutorService"]
 SERVICE_NAME = SERVICE.full_name
+# Requests carry at most a script's content, except RunInlineHooks: a pre and a post one.
+REQUEST_LIMITS = RequestLimits(by_method={"RunInlineHooks": 3 * MAX_CONTENT_BYTES})
 # After the grace, killed steps need their kill grace (SIGTERM → SIGKILL) and a moment to
 # be recorded before the server gives up on their streams.
 KILL_ALLOWANCE = 8.0
@@ -173,7 +177,9 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
         _prepare_socket_dir(settings.executor_listen)
         running = await start_server(
             listen=settings.executor_listen,
-            register=lambda server: add_service(server, servicer, SERVICE),
+            register=lambda server: add_service(
+                server, servicer, SERVICE, RequestBudget(), REQUEST_LIMITS
+            ),
             service_names=[SERVICE_NAME],
             health_listen=settings.executor_health_listen,
             auth_token=settings.auth_token,

@@ -11,6 +11,7 @@ from library_service.app import LibraryApp, start_library
 from library_service.domain.secrets import SecretKeyError
 from shared.grpc_server import exit_leaving_no_stuck_threads, serve_until_signal
 from shared.logging_setup import configure_logging
+from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
 from shared.service_cli import LIBRARY, parse_service_args
 from shared.settings import load_settings
@@ -27,6 +28,7 @@ async def _close(app: LibraryApp) -> None:
 
 
 async def _main() -> None:
+    return_large_blocks_to_the_system()  # a burst of large requests is not kept
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     start_metrics_server(settings.metrics_listen)

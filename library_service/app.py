@@ -16,6 +16,8 @@ from library_service.store.change_stamp import change_stamp_for
 from library_service.store.database import Database
 from library_service.store.read_cache import ReadCache
 from shared.grpc_server import RunningServer, start_server
+from shared.message_limits import MAX_REQUEST_BYTES
+from shared.request_budget import RequestBudget, RequestLimits
 from shared.request_decoding import add_service
 from shared.settings import Settings
 from shared.stubs import library_pb2
@@ -24,6 +26,8 @@ log = structlog.get_logger("hookshelf.library")
 
 SERVICE = library_pb2.DESCRIPTOR.services_by_name["ScriptLibraryService"]
 SERVICE_NAME = SERVICE.full_name
+# Requests carry at most a script's content, except the executors' batches of records.
+REQUEST_LIMITS = RequestLimits(by_method={"RecordExecutions": MAX_REQUEST_BYTES})
 
 
 @dataclass
@@ -91,7 +95,9 @@ async def start_library(
             await install_templates.install_at_startup(context)
         running = await start_server(
             listen=settings.library_listen,
-            register=lambda server: add_service(server, servicer, SERVICE),
+            register=lambda server: add_service(
+                server, servicer, SERVICE, RequestBudget(), REQUEST_LIMITS
+            ),
             service_names=[SERVICE_NAME],
             health_listen=settings.library_health_listen,
             auth_token=settings.auth_token,

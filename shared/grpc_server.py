@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared.grpc_interceptor import HookshelfInterceptor
+from shared.message_limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from shared.reflection import enable_reflection
 
 log = structlog.get_logger("hookshelf.server")
@@ -28,8 +29,8 @@ log = structlog.get_logger("hookshelf.server")
 # so_reuseport=0: a port someone else holds fails loudly instead of being shared.
 SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+    ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
 ]
 
 

@@ -23,6 +23,15 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message_factory import GetMessageClass
 
 from shared.errors import InvalidArgument
+from shared.request_budget import (
+    Admitted,
+    Refused,
+    RequestBudget,
+    RequestLimits,
+    Ticket,
+    over_budget,
+    too_large,
+)
 
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 
@@ -95,10 +104,14 @@ def find_bad_utf8(descriptor: Descriptor, data: bytes, prefix: str = "") -> str 
     return None
 
 
-def tolerant_deserializer(message_class: Any) -> Callable[[bytes], Any]:
-    """``message_class.FromString`` that returns an UndecodableRequest instead of raising."""
+def tolerant_deserializer(
+    message_class: Any, budget: RequestBudget | None = None, *, method: str = "", ceiling: int = 0
+) -> Callable[[bytes], Any]:
+    """``message_class.FromString`` that returns an UndecodableRequest instead of raising;
+    with a budget, a request over ``ceiling`` bytes or that does not fit in the budget is
+    not parsed at all (`Refused`), and one that fits comes `Admitted` with its ticket."""
 
-    def deserialize(data: bytes) -> Any:
+    def decode(data: bytes) -> Any:
         try:
             return message_class.FromString(data)
         except DecodeError:
@@ -107,22 +120,52 @@ def tolerant_deserializer(message_class: Any) -> Callable[[bytes], Any]:
                 return UndecodableRequest(field, "is not valid UTF-8")
             return UndecodableRequest("request", "is not a well-formed protobuf message")
 
+    if budget is None:
+        return decode
+
+    def deserialize(data: bytes) -> Any:
+        if ceiling and len(data) > ceiling:
+            return too_large(method, len(data), ceiling)
+        ticket = budget.admit(len(data))
+        if ticket is None:
+            return over_budget(len(data), budget)
+        return Admitted(decode(data), ticket)
+
     return deserialize
+
+
+def _unwrap(request: Any) -> tuple[Any, Ticket | None]:
+    """The request a handler gets and the ticket to give back when it is done; raises
+    the error a refused or undecodable request stands for."""
+    ticket = None
+    if isinstance(request, Admitted):
+        request, ticket = request.request, request.ticket
+    if isinstance(request, (UndecodableRequest, Refused)):
+        if ticket is not None:
+            ticket.release()
+        raise request.error()
+    return request, ticket
 
 
 def _guard_unary(method: Callable[..., Any]) -> Callable[..., Any]:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, UndecodableRequest):
-            raise request.error()
-        return await method(request, context)
+        request, ticket = _unwrap(request)
+        try:
+            return await method(request, context)
+        finally:
+            if ticket is not None:
+                ticket.release()
 
     return handler
 
 
 def _guard_stream(method: Callable[..., Any]) -> Callable[..., Any]:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if isinstance(request, UndecodableRequest):
-            raise request.error()
+        request, ticket = _unwrap(request)
+        # A stream holds its request's bytes only until it has started: the request is
+        # read at once, and a stream may last hours.
+        if ticket is not None:
+            ticket.release()
         result = method(request, context)
         if inspect.isasyncgen(result):
             async for item in result:
@@ -133,10 +176,18 @@ def _guard_stream(method: Callable[..., Any]) -> Callable[..., Any]:
     return handler
 
 
-def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+def add_service(
+    server: grpc.aio.Server,
+    servicer: object,
+    service: ServiceDescriptor,
+    budget: RequestBudget | None = None,
+    limits: RequestLimits | None = None,
+) -> None:
     """Registers ``servicer`` for ``service`` like the generated ``add_*_to_server``, with
-    tolerant deserializers. Unary and server-streaming methods only (the only kinds
-    Hookshelf has)."""
+    tolerant deserializers (request bytes bounded by ``limits`` and admitted against
+    ``budget`` when given: request_budget.py). Unary and server-streaming methods only
+    (the only kinds Hookshelf has)."""
+    limits = limits or RequestLimits()
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in service.methods:
         request_class = GetMessageClass(method.input_type)
@@ -149,7 +200,9 @@ def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescr
         )
         handlers[method.name] = make(
             guard(implementation),
-            request_deserializer=tolerant_deserializer(request_class),
+            request_deserializer=tolerant_deserializer(
+                request_class, budget, method=method.name, ceiling=limits.ceiling(method.name)
+            ),
             response_serializer=response_class.SerializeToString,
         )
     server.add_generic_rpc_handlers(

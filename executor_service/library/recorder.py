@@ -21,10 +21,15 @@ import structlog
 from executor_service.journal import Journal
 from executor_service.library.port import LibraryPort
 from shared.errors import InvalidArgument, Unavailable
+from shared.message_limits import MAX_REQUEST_BYTES
+from shared.stubs import library_pb2
 
 log = structlog.get_logger("hookshelf.executor.recorder")
 
 BATCH_SIZE = 100
+# A batch stays well inside the largest request the library accepts: a record carries up
+# to 256 KiB of output, so 100 of them could not go in one call.
+BATCH_BYTES = MAX_REQUEST_BYTES // 2
 # After a wake-up, wait this long for more records: a chain of quick steps then costs
 # the library one call per batch instead of one per step. A chain that ends (`flush`)
 # cuts the wait short: its last records need not wait for more that are not coming.
@@ -42,11 +47,13 @@ class Recorder:
         library: LibraryPort,
         *,
         batch_size: int = BATCH_SIZE,
+        batch_bytes: int = BATCH_BYTES,
         max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self.journal = journal
         self.library = library
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
@@ -121,8 +128,10 @@ class Recorder:
         await asyncio.sleep(seconds)
 
     async def deliver_once(self) -> int:
-        """Send one batch; returns how many records it held."""
-        batch = await self.journal.pending_records(self.batch_size)
+        """Send one batch (up to batch_size records and batch_bytes bytes, at least one
+        record); returns how many records it held, batch_size when more are waiting."""
+        pending = await self.journal.pending_records(self.batch_size)
+        batch = _within(pending, self.batch_bytes)
         if not batch:
             return 0
         try:
@@ -137,7 +146,8 @@ class Recorder:
             recorded=response.recorded_count,
             duplicates=response.duplicate_count,
         )
-        return len(batch)
+        # Cut short by its bytes: say "full" so the next batch goes at once.
+        return self.batch_size if len(batch) < len(pending) else len(batch)
 
     async def _deliver_singly(self, batch: list) -> None:
         for record in batch:
@@ -153,3 +163,14 @@ class Recorder:
                 continue
             await self.journal.mark_delivered([record.execution_id])
             self.delivered += 1
+
+
+def _within(records: list[library_pb2.Execution], limit: int) -> list[library_pb2.Execution]:
+    """The first records whose sizes add up to at most ``limit`` (always the first one:
+    a single record is far smaller than any request limit)."""
+    total = 0
+    for count, record in enumerate(records):
+        total += record.ByteSize()
+        if total > limit and count > 0:
+            return records[:count]
+    return records

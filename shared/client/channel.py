@@ -10,8 +10,11 @@ from typing import Any, Self
 import grpc
 
 from shared.client.errors import HookshelfCallError
+from shared.message_limits import MAX_RESPONSE_BYTES
 
 DEFAULT_TIMEOUT = 10.0
+# A page of executions or a plan with its content may exceed gRPC's 4 MiB default.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
 # UNAVAILABLE is retried for idempotent unary calls only: 4 attempts, ~3 s in all.
 RETRY_ATTEMPTS = 4
 RETRY_BASE_DELAY = 0.2
@@ -37,7 +40,7 @@ class BaseClient:
     def stub(self) -> Any:
         """The generated stub; the channel opens on first use, so inside the running loop."""
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
             self._stub = self.stub_class(self._channel)
         return self._stub
 

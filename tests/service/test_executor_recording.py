@@ -117,3 +117,40 @@ async def test_a_result_is_told_of_only_once_synced_and_the_next_step_need_not_w
     await executor.delivered()
     (record,) = await executor.executions(script_id=first)
     assert record.status == library_pb2.EXECUTION_STATUS_SUCCEEDED
+
+
+async def test_records_too_many_for_one_request_are_delivered_in_several(
+    library: LibraryHandle, tmp_path: Path, short_socket_dir: Path
+) -> None:
+    """Each record keeps up to 256 KiB of output; a backlog of them is more than the
+    library accepts in one request (4 MiB), so it goes in batches that fit, all of it."""
+    executor = await open_executor(library, tmp_path, short_socket_dir)
+    try:
+        noisy = (
+            "#!/bin/sh\n"
+            "head -c 200000 /dev/zero | tr '\\0' o\n"
+            "head -c 200000 /dev/zero | tr '\\0' e >&2\n"
+        )
+        repo = unique("repo")
+        for order in range(24):
+            await executor.hook(repo, unique("noisy"), PRE, order=order, content=noisy)
+        await executor.app.recorder.stop()  # a backlog, as after a library outage
+        run_id = (await executor.begin(repo))[0].run_id
+        assert await executor.app.journal.count_pending() == 24
+        executor.app.recorder.start()
+        await executor.delivered(timeout=60)
+        records, token = [], ""
+        while True:  # small pages: 24 such records are more than one response holds
+            page = await library.stub.ListExecutions(
+                library_pb2.ListExecutionsRequest(run_id=run_id, page_size=5, page_token=token),
+                timeout=30,
+            )
+            records += page.executions
+            token = page.next_page_token
+            if not token:
+                break
+        assert len({r.execution_id for r in records}) == 24
+        assert all(r.stdout.truncated and r.stderr.truncated for r in records)
+    finally:
+        await executor.channel.close()
+        await executor.app.stop(0)

@@ -68,4 +68,5 @@ demo: setup
 
 bench: setup postgres
 	$(PY) bench/library/bench_library.py
+	$(PY) bench/library/bench_request_memory.py
 	$(PY) bench/executor/bench_executor.py

@@ -6,12 +6,14 @@ import asyncio
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from executor_service.app import start_executor
 from executor_service.journal import JournalKeyMissing, JournalTooNew, StateDirInUse
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
-from shared.settings import load_settings
+from shared.settings import load_settings, settings_error
 
 
 async def _main() -> None:
@@ -31,6 +33,8 @@ def main() -> None:
     parse_service_args(EXECUTOR)
     try:
         asyncio.run(_main())
+    except ValidationError as error:
+        sys.exit(f"executor: cannot start: {settings_error(error)}")
     except (StateDirInUse, JournalTooNew, JournalKeyMissing) as refusal:
         # A state dir the executor must not touch: one line that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")

@@ -6,13 +6,15 @@ import asyncio
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from executor_service.app import start_executor
 from executor_service.journal import JournalKeyMissing, JournalTooNew, StateDirInUse
 from shared.logging_setup import configure_logging
 from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
-from shared.settings import load_settings
+from shared.settings import load_settings, settings_error
 
 
 async def _main() -> None:
@@ -33,6 +35,8 @@ def main() -> None:
     parse_service_args(EXECUTOR)
     try:
         asyncio.run(_main())
+    except ValidationError as error:
+        sys.exit(f"executor: cannot start: {settings_error(error)}")
     except (StateDirInUse, JournalTooNew, JournalKeyMissing) as refusal:
         # A state dir the executor must not touch: one line that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")

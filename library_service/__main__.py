@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import structlog
+from pydantic import ValidationError
 
 from library_service.app import LibraryApp, start_library
 from library_service.domain.secrets import SecretKeyError
@@ -14,7 +15,7 @@ from shared.logging_setup import configure_logging
 from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
 from shared.service_cli import LIBRARY, parse_service_args
-from shared.settings import load_settings
+from shared.settings import load_settings, settings_error
 
 # How long closing the database may take after the server drained.
 CLOSE_BOUND_SECONDS = 5.0
@@ -42,6 +43,9 @@ def main() -> None:
     parse_service_args(LIBRARY)
     try:
         asyncio.run(_main())
+    except ValidationError as error:
+        # Before logging is configured: one line on stderr, no traceback.
+        sys.exit(f"library: cannot start: {settings_error(error)}")
     except SecretKeyError as error:
         # A key that cannot be used must stop the service; say why in one line.
         structlog.get_logger("hookshelf.library").error(

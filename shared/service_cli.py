@@ -45,9 +45,11 @@ LIBRARY = Service(
     settings=(
         "data_dir",
         "database_url",
+        "database_url_file",
         "library_listen",
         "library_health_listen",
         "secret_key",
+        "secret_key_file",
         *_COMMON,
         "mirror_enabled",
         "mirror_scan_seconds",

@@ -4,19 +4,52 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HOOKSHELF_"
+
+
+def secret_from_file(name: str, value: str, file: str) -> str:
+    """A secret setting given directly (``value``) or as a file holding it (``file``), the
+    way Kubernetes Secrets, Vault agents and Docker secrets hand secrets over.
+
+    Trailing newlines are dropped. Both set, an unreadable or an empty file is a
+    ValueError naming the variables (never the secret). ``name`` is the field's name.
+    """
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    if not file:
+        return value
+    if value:
+        raise ValueError(f"{variable} and {variable}_FILE are both set: set only one")
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ValueError(f"{variable}_FILE={file}: cannot read it ({reason})") from None
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise ValueError(f"{variable}_FILE={file}: the file is empty")
+    return text
 
 
 class Settings(BaseSettings):
     """Every knob has a default that runs the embedded set-up (SQLite, local sockets)."""
 
-    model_config = SettingsConfigDict(env_prefix="HOOKSHELF_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # Secret settings that may be given as a file instead: X_FILE names a file holding X
+    # (secret_from_file). Each has a field "<name>_file" next to it.
+    FILE_FORMS: ClassVar[tuple[str, ...]] = ("database_url", "secret_key")
 
     data_dir: Path = Field(default=Path("./.data"), description="Library data: files, SQLite.")
     database_url: str = Field(
         default="", description="SQLAlchemy URL; empty means SQLite at <data_dir>/library.db."
+    )
+    database_url_file: str = Field(
+        default="", description="A file holding the database URL, instead of DATABASE_URL."
     )
     library_listen: str = Field(
         default="127.0.0.1:50051", description="Where the library serves: host:port or unix:path."
@@ -49,7 +82,14 @@ class Settings(BaseSettings):
         description="Fernet key sealing secret values in the executor's journal from hooks; "
         "give it in the environment, never in a file hooks could read; empty: not sealed.",
     )
-    secret_key: str = Field(default="", description="Fernet key; empty: a key file in data_dir.")
+    secret_key: str = Field(
+        default="",
+        description="Fernet key(s), comma-separated: the first encrypts, all decrypt; "
+        "empty: a key file in data_dir.",
+    )
+    secret_key_file: str = Field(
+        default="", description="A file holding the Fernet key(s), instead of SECRET_KEY."
+    )
     auth_token: str = Field(default="", description="Bearer token both sides must present.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field(default="json", description="json or console.")
@@ -72,12 +112,29 @@ class Settings(BaseSettings):
         description="Memory for kept GetScript/ListScripts answers; 0: off.",
     )
 
+    @model_validator(mode="after")
+    def _read_file_forms(self) -> Self:
+        for name in self.FILE_FORMS:
+            value = secret_from_file(name, getattr(self, name), getattr(self, f"{name}_file"))
+            setattr(self, name, value)
+        return self
+
     @cached_property
     def effective_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file in the data dir."""
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'library.db').resolve()}"
+
+
+def settings_error(error: ValidationError) -> str:
+    """One line saying what is wrong with the HOOKSHELF_* settings, for a refused start."""
+    problems = []
+    for problem in error.errors():
+        where = ".".join(map(str, problem["loc"]))
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        problems.append(f"{ENV_PREFIX}{where.upper()}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 def load_settings(**overrides: object) -> Settings:

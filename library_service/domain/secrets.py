@@ -6,8 +6,9 @@ show ``MASK`` in its place; a request that sends ``MASK`` back keeps the stored 
 Only ResolveHookPlan decrypts, for the executor (domain/plans.py).
 
 The key (DESIGN §3 ``HOOKSHELF_SECRET_KEY``):
-- ``HOOKSHELF_SECRET_KEY``: one Fernet key, or several separated by commas to rotate: the
-  first encrypts, every one decrypts. Fernet keys are url-safe base64, never a comma.
+- ``HOOKSHELF_SECRET_KEY`` (or the file ``HOOKSHELF_SECRET_KEY_FILE`` names): one Fernet
+  key, or several separated by commas (or lines) to rotate: the first encrypts, every one
+  decrypts. Fernet keys are url-safe base64, never a comma.
 - Otherwise ``<data_dir>/secret.key``, made on first start: mode 0600, written whole under
   a temporary name and then hard-linked into place, so a concurrent starter never reads a
   half-written key and an existing key is never overwritten. The same format, one key per
@@ -174,7 +175,9 @@ def load_cipher(settings: Settings) -> SecretCipher:
     (created when missing). SecretKeyError when the key is unusable."""
     if settings.secret_key.strip():
         source = "HOOKSHELF_SECRET_KEY"
-        cipher = SecretCipher(_keys_of(settings.secret_key, ","), source=source)
+        # A file (HOOKSHELF_SECRET_KEY_FILE) may hold one key per line.
+        keys = _keys_of(settings.secret_key.replace("\n", ","), ",")
+        cipher = SecretCipher(keys, source=source)
     else:
         path = key_file(settings.data_dir)
         source = str(path)

@@ -16,7 +16,7 @@ from typer.completion import Shells, completion_init, get_completion_script, ins
 from shared.cli import assignments, backup, history, runs, scripts, templates, windows
 from shared.cli.runtime import Config, fail
 from shared.service_cli import hookshelf_version
-from shared.settings import load_settings
+from shared.settings import load_settings, settings_error
 
 app = typer.Typer(
     name="hookshelf",
@@ -134,8 +134,7 @@ def main(
     try:
         settings = load_settings()
     except ValidationError as error:
-        problem = error.errors()[0]
-        fail(f"bad HOOKSHELF_ setting {'.'.join(map(str, problem['loc']))}: {problem['msg']}", 2)
+        fail(f"bad HOOKSHELF_ setting: {settings_error(error)}", 2)
     ctx.obj = Config(
         library_target=library or settings.library_target,
         executor_target=executor or settings.executor_target,

@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.stubs import library_pb2, library_pb2_grpc
@@ -343,3 +344,64 @@ def test_an_unusable_secret_key_stops_start_up_with_one_clear_line(tmp_path: Pat
     assert last["event"] == "library.secret_key_unusable"
     assert "HOOKSHELF_SECRET_KEY" in last["error"]
     assert "not-a-fernet-key" not in done.stderr  # the key itself is never echoed
+
+
+async def test_the_database_url_and_the_key_may_come_from_files(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """As a Kubernetes Secret mounted as files hands them over: HOOKSHELF_DATABASE_URL_FILE
+    and HOOKSHELF_SECRET_KEY_FILE, each with a trailing newline."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "database-url").write_text(postgres_url + "\n")
+    (secrets_dir / "secret-key").write_text(Fernet.generate_key().decode() + "\n")
+    async with running(
+        tmp_path,
+        "",  # HOOKSHELF_DATABASE_URL empty: unset
+        HOOKSHELF_DATABASE_URL_FILE=str(secrets_dir / "database-url"),
+        HOOKSHELF_SECRET_KEY_FILE=str(secrets_dir / "secret-key"),
+    ) as library:
+        async with grpc.aio.insecure_channel(library.address) as channel:
+            stub = library_pb2_grpc.ScriptLibraryServiceStub(channel)
+            await stub.CreateScript(
+                library_pb2.CreateScriptRequest(script=new_script("from-a-file")), timeout=30
+            )
+            listed = await stub.ListScripts(library_pb2.ListScriptsRequest(), timeout=30)
+        assert "from-a-file" in [s.name for s in listed.scripts]
+        key_source = [e for e in library.json_log() if e.get("event") == "secrets.key_loaded"][-1][
+            "source"
+        ]
+
+    # The script is in that PostgreSQL database, not in a SQLite file of the library's own.
+    connection = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    try:
+        names = [r["name"] for r in await connection.fetch("SELECT name FROM scripts")]
+    finally:
+        await connection.close()
+    assert "from-a-file" in names
+    assert not (tmp_path / "data" / "library.db").exists()
+    assert key_source == "HOOKSHELF_SECRET_KEY"
+    assert not (tmp_path / "data" / "secret.key").exists()
+
+
+@pytest.mark.parametrize("module", ["library_service", "executor_service"])
+def test_a_secret_file_that_is_not_there_stops_start_up_with_one_line(
+    tmp_path: Path, module: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSHELF_")}
+    env["HOOKSHELF_DATABASE_URL_FILE"] = str(tmp_path / "not-mounted")
+    done = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"{module.split('_')[0]}: cannot start: HOOKSHELF_DATABASE_URL_FILE="
+        f"{tmp_path / 'not-mounted'}: cannot read it (No such file or directory)"
+    )

@@ -12,6 +12,7 @@ from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
 from shared.settings import load_settings
+from shared.tls_files import TlsConfigError
 
 
 async def _main() -> None:
@@ -31,8 +32,9 @@ def main() -> None:
     parse_service_args(EXECUTOR)
     try:
         asyncio.run(_main())
-    except (StateDirInUse, JournalTooNew) as refusal:
-        # A state dir the executor must not touch: one line that says why, no traceback.
+    except (StateDirInUse, JournalTooNew, TlsConfigError) as refusal:
+        # A state dir the executor must not touch, certificates it cannot use: one line
+        # that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")
 
 

@@ -14,6 +14,7 @@ from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
 from shared.service_cli import LIBRARY, parse_service_args
 from shared.settings import load_settings
+from shared.tls_files import TlsConfigError
 
 # How long closing the database may take after the server drained.
 CLOSE_BOUND_SECONDS = 5.0
@@ -46,6 +47,9 @@ def main() -> None:
             "library.secret_key_unusable", error=str(error)
         )
         sys.exit(2)
+    except TlsConfigError as error:
+        # Certificates that cannot be used: one line that says why, no traceback.
+        sys.exit(f"library: cannot start: {error}")
 
 
 if __name__ == "__main__":

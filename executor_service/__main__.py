@@ -15,6 +15,7 @@ from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
 from shared.settings import load_settings, settings_error
+from shared.tls_files import TlsConfigError
 
 
 async def _main() -> None:
@@ -37,8 +38,9 @@ def main() -> None:
         asyncio.run(_main())
     except ValidationError as error:
         sys.exit(f"executor: cannot start: {settings_error(error)}")
-    except (StateDirInUse, JournalTooNew, JournalKeyMissing) as refusal:
-        # A state dir the executor must not touch: one line that says why, no traceback.
+    except (StateDirInUse, JournalTooNew, JournalKeyMissing, TlsConfigError) as refusal:
+        # A state dir the executor must not touch, certificates it cannot use: one line
+        # that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")
 
 

@@ -34,12 +34,14 @@ from executor_service.runs.promises import LEASE_CHECK_INTERVAL, Promises
 from executor_service.runs.script_tests import ScriptTests
 from executor_service.runs.windows import Windows
 from executor_service.tasks import TaskKeeper
+from shared.client.tls import ClientTls
 from shared.grpc_server import RunningServer, start_server
 from shared.hook_policy import MAX_CONTENT_BYTES
 from shared.request_budget import RequestBudget, RequestLimits
 from shared.request_decoding import add_service
 from shared.settings import Settings
 from shared.stubs import executor_pb2
+from shared.tls_server import ServerTls
 
 log = structlog.get_logger("hookshelf.executor")
 
@@ -111,6 +113,17 @@ class ExecutorApp:
 async def start_executor(settings: Settings, options: ExecutorOptions | None = None) -> ExecutorApp:
     """Open the journal, honour what it holds, then serve on settings.executor_listen."""
     options = options or ExecutorOptions()
+    # First: certificates that cannot be used stop the start before the journal is touched.
+    # The executor serves with the server-side TLS settings and reaches the library with
+    # the client-side ones (README, Configuration).
+    server_tls = ServerTls.from_settings(settings)
+    library_tls = ClientTls(
+        ca_file=settings.tls_ca_file,
+        cert_file=settings.tls_client_cert_file,
+        key_file=settings.tls_client_key_file,
+        server_name=settings.tls_server_name,
+    )
+    library_tls.check()
     become_subreaper()
     # Hooks run as this user: not dumpable, they cannot read its environment or memory.
     make_undumpable()
@@ -124,7 +137,9 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
         )
     try:
         executor_id = await journal.executor_id()
-        library = GrpcLibrary(settings.library_target, auth_token=settings.auth_token)
+        library = GrpcLibrary(
+            settings.library_target, auth_token=settings.auth_token, tls=library_tls
+        )
         recorder = Recorder(journal, library, max_backoff=options.recorder_max_backoff)
         cache = ContentCache(state_dir, library.script_content)
         lifecycle, tasks = Lifecycle(), TaskKeeper()
@@ -183,6 +198,7 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
             service_names=[SERVICE_NAME],
             health_listen=settings.executor_health_listen,
             auth_token=settings.auth_token,
+            tls=server_tls,
         )
     except BaseException:
         await journal.close()

@@ -16,6 +16,7 @@ from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
 from shared.service_cli import LIBRARY, parse_service_args
 from shared.settings import load_settings, settings_error
+from shared.tls_files import TlsConfigError
 
 # How long closing the database may take after the server drained.
 CLOSE_BOUND_SECONDS = 5.0
@@ -52,6 +53,9 @@ def main() -> None:
             "library.secret_key_unusable", error=str(error)
         )
         sys.exit(2)
+    except TlsConfigError as error:
+        # Certificates that cannot be used: one line that says why, no traceback.
+        sys.exit(f"library: cannot start: {error}")
 
 
 if __name__ == "__main__":

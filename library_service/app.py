@@ -21,6 +21,7 @@ from shared.request_budget import RequestBudget, RequestLimits
 from shared.request_decoding import add_service
 from shared.settings import Settings
 from shared.stubs import library_pb2
+from shared.tls_server import ServerTls
 
 log = structlog.get_logger("hookshelf.library")
 
@@ -68,8 +69,10 @@ async def start_library(
     others pass False. ``mirror_scan_seconds`` is how often it looks for edits (0: only at
     start and on reads). Both default to the settings of the same names.
     """
+    # First: certificates or a key that cannot be used stop the start before anything
+    # else is touched.
+    tls = ServerTls.from_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # First: a key that cannot be used stops the start before anything else is touched.
     cipher = load_cipher(settings)
     url = settings.effective_database_url
     await migrate.upgrade(url)
@@ -101,6 +104,7 @@ async def start_library(
             service_names=[SERVICE_NAME],
             health_listen=settings.library_health_listen,
             auth_token=settings.auth_token,
+            tls=tls,
         )
     except BaseException:
         if mirror is not None:

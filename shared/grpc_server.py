@@ -2,6 +2,9 @@
 
 Reflection (grpcurl), grpc.health.v1 on the API port and optionally on a port of its own
 (Kubernetes probes), the interceptor, and a SIGTERM/SIGINT drain within a grace.
+TLS (shared/tls_server.py) applies to a TCP API port only: a unix socket's boundary is
+its file permissions, and the health port stays plaintext because Kubernetes' gRPC
+probes cannot speak TLS (docs/decisions.md, Transport security).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from shared.grpc_interceptor import HookshelfInterceptor
 from shared.message_limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from shared.reflection import enable_reflection
+from shared.tls_server import ServerTls
 
 log = structlog.get_logger("hookshelf.server")
 
@@ -62,10 +66,16 @@ class RunningServer:
             await self.health_server.stop(0)
 
 
-def _bind(server: grpc.aio.Server, address: str) -> str:
-    """Bind address and return what it became (port 0 → the real port)."""
+def _bind(
+    server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None = None
+) -> str:
+    """Bind address (with TLS when given credentials) and return what it became (port 0 →
+    the real port)."""
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as error:
         raise AddressInUse(f"cannot listen on {address}: {error}") from error
     if address.startswith("unix:"):
@@ -83,6 +93,7 @@ async def start_server(
     service_names: Sequence[str],
     health_listen: str = "",
     auth_token: str = "",
+    tls: ServerTls | None = None,
 ) -> RunningServer:
     """Create (inside the running loop), register services, bind and start."""
     server = grpc.aio.server(
@@ -92,7 +103,10 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    address = _bind(server, listen)
+    credentials = None
+    if tls is not None and not listen.startswith("unix:"):
+        credentials = tls.credentials()
+    address = _bind(server, listen, credentials)
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -103,7 +117,13 @@ async def start_server(
         running.health_address = _bind(health_server, health_listen)
         await health_server.start()
         running.health_server = health_server
-    log.info("server.started", address=address, health_address=running.health_address)
+    transport = "plaintext" if credentials is None else "mtls" if tls and tls.mutual else "tls"
+    log.info(
+        "server.started",
+        address=address,
+        health_address=running.health_address,
+        transport=transport,
+    )
     return running
 
 

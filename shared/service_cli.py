@@ -36,6 +36,8 @@ class Service:
 
 
 _COMMON = ("auth_token", "log_level", "log_format", "shutdown_grace_seconds", "metrics_listen")
+_SERVER_TLS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+_CLIENT_TLS = ("tls_ca_file", "tls_client_cert_file", "tls_client_key_file", "tls_server_name")
 
 LIBRARY = Service(
     module="library_service",
@@ -48,6 +50,7 @@ LIBRARY = Service(
         "database_url_file",
         "library_listen",
         "library_health_listen",
+        *_SERVER_TLS,
         "secret_key",
         "secret_key_file",
         *_COMMON,
@@ -69,7 +72,9 @@ EXECUTOR = Service(
         "executor_state_dir",
         "executor_max_concurrent_runs",
         "executor_journal_key",
+        *_SERVER_TLS,
         "library_target",
+        *_CLIENT_TLS,
         *_COMMON,
     ),
 )

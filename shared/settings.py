@@ -112,6 +112,29 @@ class Settings(BaseSettings):
         description="Memory for kept GetScript/ListScripts answers; 0: off.",
     )
 
+    # TLS. The server side (a service's own TCP listener, never its unix socket or its
+    # health port) and the client side (the executor's channel to the library, the CLI)
+    # are separate settings: one process may be both, with different certificates.
+    tls_cert_file: str = Field(
+        default="", description="Server certificate chain (PEM); with its key: serve TLS."
+    )
+    tls_key_file: str = Field(default="", description="Private key (PEM) of tls_cert_file.")
+    tls_client_ca_file: str = Field(
+        default="", description="CA (PEM) client certificates must chain to: mutual TLS."
+    )
+    tls_ca_file: str = Field(
+        default="", description="Clients: the CA (PEM) to trust; set: TLS to TCP targets."
+    )
+    tls_client_cert_file: str = Field(
+        default="", description="Clients: certificate chain (PEM) presented for mutual TLS."
+    )
+    tls_client_key_file: str = Field(
+        default="", description="Clients: private key (PEM) of tls_client_cert_file."
+    )
+    tls_server_name: str = Field(
+        default="", description="Clients: name to verify in the server's certificate."
+    )
+
     @model_validator(mode="after")
     def _read_file_forms(self) -> Self:
         for name in self.FILE_FORMS:

@@ -15,6 +15,7 @@ import grpc
 
 from shared.client.errors import HookshelfCallError
 from shared.client.library import LibraryClient
+from shared.client.tls import ClientTls
 from shared.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from shared.stubs import library_pb2 as pb
 
@@ -62,8 +63,8 @@ def domain_error(error: HookshelfCallError) -> Exception:
 class GrpcLibrary:
     """`LibraryPort` over the shared typed library client (deadlines, bearer token)."""
 
-    def __init__(self, target: str, *, auth_token: str = "") -> None:
-        self.client = LibraryClient(target, auth_token=auth_token)
+    def __init__(self, target: str, *, auth_token: str = "", tls: ClientTls | None = None) -> None:
+        self.client = LibraryClient(target, auth_token=auth_token, tls=tls)
 
     async def close(self) -> None:
         await self.client.close()

@@ -15,8 +15,10 @@ from typer.completion import Shells, completion_init, get_completion_script, ins
 
 from shared.cli import assignments, backup, history, runs, scripts, templates, windows
 from shared.cli.runtime import Config, fail
+from shared.client.tls import ClientTls
 from shared.service_cli import hookshelf_version
 from shared.settings import load_settings, settings_error
+from shared.tls_files import TlsConfigError
 
 app = typer.Typer(
     name="hookshelf",
@@ -95,6 +97,42 @@ def main(
             "--token", envvar="HOOKSHELF_AUTH_TOKEN", help="Bearer token.", show_default=False
         ),
     ] = None,
+    tls_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-ca",
+            envvar="HOOKSHELF_TLS_CA_FILE",
+            help="CA certificate (PEM) to trust: TLS to host:port services.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="HOOKSHELF_TLS_CLIENT_CERT_FILE",
+            help="Client certificate (PEM) for mutual TLS.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-key",
+            envvar="HOOKSHELF_TLS_CLIENT_KEY_FILE",
+            help="Private key (PEM) of --tls-cert.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_server_name: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-server-name",
+            envvar="HOOKSHELF_TLS_SERVER_NAME",
+            help="Name to verify in the server's certificate instead of the address's host.",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per call (streams excepted).")] = 10.0,
     version: Annotated[
         bool,
@@ -135,9 +173,20 @@ def main(
         settings = load_settings()
     except ValidationError as error:
         fail(f"bad HOOKSHELF_ setting: {settings_error(error)}", 2)
+    try:
+        tls = ClientTls(
+            ca_file=tls_ca or settings.tls_ca_file,
+            cert_file=tls_cert or settings.tls_client_cert_file,
+            key_file=tls_key or settings.tls_client_key_file,
+            server_name=tls_server_name or settings.tls_server_name,
+        )
+        tls.check()
+    except TlsConfigError as error:
+        fail(str(error), 2)
     ctx.obj = Config(
         library_target=library or settings.library_target,
         executor_target=executor or settings.executor_target,
         auth_token=token if token is not None else settings.auth_token,
         timeout=timeout,
+        tls=tls,
     )

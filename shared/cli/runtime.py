@@ -11,13 +11,14 @@ import os
 import sys
 import traceback
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import grpc
 import typer
 
 from shared.client import ExecutorClient, HookshelfCallError, LibraryClient
+from shared.client.tls import ClientTls
 
 EXIT_REFUSED = 1  # a service refused the request (not found, invalid, conflict, ...)
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a service could not be reached
@@ -35,19 +36,23 @@ class CliError(Exception):
 
 @dataclass
 class Config:
-    """Global options: where the services are and how long a call may take."""
+    """Global options: where the services are, how to reach them (token, TLS for
+    host:port targets), and how long a call may take."""
 
     library_target: str
     executor_target: str
     auth_token: str
     timeout: float
+    tls: ClientTls = field(default_factory=ClientTls)
 
     def library(self) -> LibraryClient:
-        return LibraryClient(self.library_target, auth_token=self.auth_token, timeout=self.timeout)
+        return LibraryClient(
+            self.library_target, auth_token=self.auth_token, timeout=self.timeout, tls=self.tls
+        )
 
     def executor(self) -> ExecutorClient:
         return ExecutorClient(
-            self.executor_target, auth_token=self.auth_token, timeout=self.timeout
+            self.executor_target, auth_token=self.auth_token, timeout=self.timeout, tls=self.tls
         )
 
 

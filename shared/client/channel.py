@@ -1,24 +1,35 @@
-"""What both clients share: a lazily opened aio channel, metadata, deadlines, retries."""
+"""What both clients share: a lazily opened aio channel, metadata, deadlines, retries.
+
+With TLS, a channel keeps the credentials it was made with, so the client looks at its
+certificate files (a stat, at most every TLS_CHECK_SECONDS) before a call and, when they
+changed, makes a new channel for the calls that follow. The old one is not closed then:
+calls and streams in flight on it finish there; it is closed with the client.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from typing import Any, Self
 
 import grpc
+import structlog
 
 from shared.client.errors import HookshelfCallError
-from shared.message_limits import MAX_RESPONSE_BYTES
+from shared.client.tls import ClientTls
+from shared.tls_files import TlsConfigError, signature
+
+log = structlog.get_logger("hookshelf.client")
 
 DEFAULT_TIMEOUT = 10.0
-# A page of executions or a plan with its content may exceed gRPC's 4 MiB default.
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
 # UNAVAILABLE is retried for idempotent unary calls only: 4 attempts, ~3 s in all.
 RETRY_ATTEMPTS = 4
 RETRY_BASE_DELAY = 0.2
 RETRY_MAX_DELAY = 2.0
+# Rotated client certificates are noticed within this long; a stat costs microseconds.
+TLS_CHECK_SECONDS = 5.0
 
 
 class BaseClient:
@@ -28,26 +39,62 @@ class BaseClient:
     stub_class: Any = None
 
     def __init__(
-        self, target: str, *, auth_token: str = "", timeout: float = DEFAULT_TIMEOUT
+        self,
+        target: str,
+        *,
+        auth_token: str = "",
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: ClientTls | None = None,
+        tls_check_seconds: float = TLS_CHECK_SECONDS,
     ) -> None:
         self.target = target
         self.auth_token = auth_token
         self.timeout = timeout
+        self.tls = tls or ClientTls()
+        self.tls_check_seconds = tls_check_seconds
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
+        self._retired: list[grpc.aio.Channel] = []
+        self._files: tuple[object, ...] = ()
+        self._next_check = 0.0
 
     @property
     def stub(self) -> Any:
         """The generated stub; the channel opens on first use, so inside the running loop."""
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-            self._stub = self.stub_class(self._channel)
+            self._open()
+        elif self._tls_files_changed():
+            try:
+                self._open()
+            except TlsConfigError as error:
+                # Half way through a rotation, say: keep the channel we have, look again.
+                self._files = ()
+                log.warning("client.tls_reload_refused", target=self.target, error=str(error))
         return self._stub
 
-    async def close(self) -> None:
+    def _open(self) -> None:
+        files = signature(self.tls.paths) if self.tls.applies_to(self.target) else ()
+        channel = self.tls.channel(self.target)
         if self._channel is not None:
-            await self._channel.close()
-            self._channel, self._stub = None, None
+            self._retired.append(self._channel)
+            log.info("client.tls_reloaded", target=self.target)
+        self._channel, self._stub = channel, self.stub_class(channel)
+        self._files = files
+
+    def _tls_files_changed(self) -> bool:
+        if not self.tls.applies_to(self.target):
+            return False
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.tls_check_seconds
+        return signature(self.tls.paths) != self._files
+
+    async def close(self) -> None:
+        channels = [*self._retired, *([self._channel] if self._channel is not None else [])]
+        self._channel, self._stub, self._retired = None, None, []
+        for channel in channels:
+            await channel.close()
 
     async def __aenter__(self) -> Self:
         return self

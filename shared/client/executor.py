@@ -19,6 +19,7 @@ import grpc
 
 from shared.client.channel import DEFAULT_TIMEOUT, BaseClient
 from shared.client.errors import HookshelfCallError
+from shared.client.tls import ClientTls
 from shared.error_details import ErrorDetails
 from shared.stubs import executor_pb2 as pb
 from shared.stubs import executor_pb2_grpc, library_pb2
@@ -173,8 +174,9 @@ class ExecutorClient(BaseClient):
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
         poll_interval: float = 1.0,
         reattach_timeout: float = 120.0,
+        tls: ClientTls | None = None,
     ) -> None:
-        super().__init__(target, auth_token=auth_token, timeout=timeout)
+        super().__init__(target, auth_token=auth_token, timeout=timeout, tls=tls)
         self.stream_timeout = stream_timeout
         self.poll_interval = poll_interval
         self.reattach_timeout = reattach_timeout

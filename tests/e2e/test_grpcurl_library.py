@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from library_service.app import start_library
+from shared.settings import Settings
 from tests.conftest import LibraryHandle
+from tests.tls_certs import make_pki
 
 SERVICE = "hookshelf.library.v1.ScriptLibraryService"
 
@@ -173,32 +176,85 @@ async def test_an_unknown_script_is_reported_as_not_found(library: LibraryHandle
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_MARKER = "<!-- grpcurl-examples:"
+README_TLS_MARKER = "<!-- grpcurl-tls-examples:"
 
 
-def readme_examples() -> str:
+def readme_examples(marker: str = README_MARKER) -> str:
     text = README.read_text()
-    after = text[text.index(README_MARKER) :]
+    after = text[text.index(marker) :]
     start = after.index("```sh\n") + len("```sh\n")
     return after[start : after.index("```", start)]
 
 
-async def test_the_readme_examples_work_as_written(library: LibraryHandle) -> None:
-    block = readme_examples()
+async def run_block(block: str, address: str, cwd: Path | None = None) -> str:
+    """Run a README block as written (grpcurl on PATH, the library at localhost:50051)."""
     assert "grpcurl" in block
-    script = f'grpcurl() {{ "{GRPCURL}" "$@"; }}\n' + block.replace(
-        "localhost:50051", library.address
-    )
+    script = f'grpcurl() {{ "{GRPCURL}" "$@"; }}\n' + block.replace("localhost:50051", address)
     process = await asyncio.create_subprocess_exec(
         "bash",
         "-euo",
         "pipefail",
         "-c",
         script,
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, f"README examples failed:\n{err.decode()}\n{out.decode()}"
-    assert '"name": "stop-nextcloud"' in out.decode()
-    assert '"status": "SERVING"' in out.decode()
+    return out.decode()
+
+
+async def test_the_readme_examples_work_as_written(library: LibraryHandle) -> None:
+    out = await run_block(readme_examples(), library.address)
+    assert '"name": "stop-nextcloud"' in out
+    assert '"status": "SERVING"' in out
+
+
+async def test_the_readme_tls_examples_work_against_a_mutual_tls_library(
+    tmp_path: Path,
+) -> None:
+    """The files are named as cert-manager names them; the server certificate names
+    localhost and 127.0.0.1."""
+    pki = make_pki(tmp_path / "pki")
+    app = await start_library(
+        Settings(
+            data_dir=tmp_path / "data",
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'library.db'}",
+            library_listen="127.0.0.1:0",
+            log_format="console",
+            install_templates=False,
+            tls_cert_file=str(pki.server_cert),
+            tls_key_file=str(pki.server_key),
+            tls_client_ca_file=str(pki.ca_file),
+        )
+    )
+    try:
+        block = readme_examples(README_TLS_MARKER)
+        assert "-plaintext" not in block
+        out = await run_block(block, app.address, cwd=pki.ca_file.parent)
+        assert SERVICE in out
+        assert '"status": "SERVING"' in out
+        # The same call in plaintext, or without the client certificate, fails.
+        plaintext = await grpcurl(app.address, "list")
+        assert plaintext.code != 0
+        no_cert = await run_block_status(
+            f"-cacert {pki.ca_file} {app.address} list", cwd=pki.ca_file.parent
+        )
+        assert no_cert != 0
+    finally:
+        await app.stop(0)
+
+
+async def run_block_status(arguments: str, cwd: Path) -> int:
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        f'"{GRPCURL}" -max-time 20 {arguments}',
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(process.wait(), timeout=60)

@@ -8,6 +8,7 @@ import sys
 
 from executor_service.app import start_executor
 from executor_service.journal import JournalTooNew, StateDirInUse
+from shared.credentials import CredentialsError
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
 from shared.service_cli import EXECUTOR, parse_service_args
@@ -31,8 +32,9 @@ def main() -> None:
     parse_service_args(EXECUTOR)
     try:
         asyncio.run(_main())
-    except (StateDirInUse, JournalTooNew) as refusal:
-        # A state dir the executor must not touch: one line that says why, no traceback.
+    except (StateDirInUse, JournalTooNew, CredentialsError) as refusal:
+        # A state dir the executor must not touch, or identities it cannot use: one line
+        # that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")
 
 

@@ -33,6 +33,7 @@ from executor_service.runs.promises import LEASE_CHECK_INTERVAL, Promises
 from executor_service.runs.script_tests import ScriptTests
 from executor_service.runs.windows import Windows
 from executor_service.tasks import TaskKeeper
+from shared.credentials import executor_client_token, load_credentials
 from shared.grpc_server import RunningServer, start_server
 from shared.request_decoding import add_service
 from shared.settings import Settings
@@ -106,12 +107,15 @@ class ExecutorApp:
 async def start_executor(settings: Settings, options: ExecutorOptions | None = None) -> ExecutorApp:
     """Open the journal, honour what it holds, then serve on settings.executor_listen."""
     options = options or ExecutorOptions()
+    # Identities that cannot be used stop the start before anything is touched.
+    credentials = load_credentials(settings)
+    library_token = executor_client_token(settings)
     become_subreaper()
     state_dir = Path(settings.executor_state_dir).resolve()
     journal = await Journal.open(state_dir)
     try:
         executor_id = await journal.executor_id()
-        library = GrpcLibrary(settings.library_target, auth_token=settings.auth_token)
+        library = GrpcLibrary(settings.library_target, auth_token=library_token)
         recorder = Recorder(journal, library, max_backoff=options.recorder_max_backoff)
         cache = ContentCache(state_dir, library.script_content)
         lifecycle, tasks = Lifecycle(), TaskKeeper()
@@ -167,7 +171,7 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
             register=lambda server: add_service(server, servicer, SERVICE),
             service_names=[SERVICE_NAME],
             health_listen=settings.executor_health_listen,
-            auth_token=settings.auth_token,
+            credentials=credentials,
         )
     except BaseException:
         await journal.close()

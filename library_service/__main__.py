@@ -9,6 +9,7 @@ import structlog
 
 from library_service.app import LibraryApp, start_library
 from library_service.domain.secrets import SecretKeyError
+from shared.credentials import CredentialsError
 from shared.grpc_server import exit_leaving_no_stuck_threads, serve_until_signal
 from shared.logging_setup import configure_logging
 from shared.metrics import start_metrics_server
@@ -44,6 +45,12 @@ def main() -> None:
         # A key that cannot be used must stop the service; say why in one line.
         structlog.get_logger("hookshelf.library").error(
             "library.secret_key_unusable", error=str(error)
+        )
+        sys.exit(2)
+    except CredentialsError as error:
+        # Tokens or certificate rules that cannot be used: one line that says why.
+        structlog.get_logger("hookshelf.library").error(
+            "library.credentials_unusable", error=str(error)
         )
         sys.exit(2)
 

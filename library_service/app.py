@@ -15,6 +15,7 @@ from library_service.store import migrate
 from library_service.store.change_stamp import change_stamp_for
 from library_service.store.database import Database
 from library_service.store.read_cache import ReadCache
+from shared.credentials import load_credentials
 from shared.grpc_server import RunningServer, start_server
 from shared.request_decoding import add_service
 from shared.settings import Settings
@@ -65,8 +66,10 @@ async def start_library(
     start and on reads). Both default to the settings of the same names.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # First: a key that cannot be used stops the start before anything else is touched.
+    # First: a key or identities that cannot be used stop the start before anything else
+    # is touched.
     cipher = load_cipher(settings)
+    credentials = load_credentials(settings)
     url = settings.effective_database_url
     await migrate.upgrade(url)
     database = Database(url)
@@ -92,7 +95,7 @@ async def start_library(
             register=lambda server: add_service(server, servicer, SERVICE),
             service_names=[SERVICE_NAME],
             health_listen=settings.library_health_listen,
-            auth_token=settings.auth_token,
+            credentials=credentials,
         )
     except BaseException:
         if mirror is not None:

@@ -20,6 +20,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared.credentials import OPEN, Credentials
 from shared.grpc_interceptor import HookshelfInterceptor
 from shared.reflection import enable_reflection
 
@@ -81,11 +82,11 @@ async def start_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     health_listen: str = "",
-    auth_token: str = "",
+    credentials: Credentials = OPEN,
 ) -> RunningServer:
     """Create (inside the running loop), register services, bind and start."""
     server = grpc.aio.server(
-        interceptors=[HookshelfInterceptor(auth_token)], options=SERVER_OPTIONS
+        interceptors=[HookshelfInterceptor(credentials)], options=SERVER_OPTIONS
     )
     register(server)
     health_servicer = health.aio.HealthServicer()

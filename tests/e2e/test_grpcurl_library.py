@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LibraryHandle
+from tests.conftest import LibraryHandle, open_library
 
 SERVICE = "hookshelf.library.v1.ScriptLibraryService"
 
@@ -41,7 +41,7 @@ class Result:
         return json.loads(self.stdout)
 
 
-async def grpcurl(*args: str, data: str | None = None) -> Result:
+async def grpcurl(*args: str | bytes, data: str | None = None) -> Result:
     """Run grpcurl without blocking the loop the in-process server runs on."""
     argv = [GRPCURL, "-plaintext", "-max-time", "20"]
     if data is not None:
@@ -202,3 +202,23 @@ async def test_the_readme_examples_work_as_written(library: LibraryHandle) -> No
     assert process.returncode == 0, f"README examples failed:\n{err.decode()}\n{out.decode()}"
     assert '"name": "stop-nextcloud"' in out.decode()
     assert '"status": "SERVING"' in out.decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"authorization: Bearer \xc3\xa9", b"authorization: Bearer \xff\xfe"],
+    ids=["utf-8", "not-utf-8"],
+)
+async def test_a_non_ascii_authorization_header_is_unauthenticated_not_internal(
+    library_settings, header: bytes
+) -> None:
+    # Python clients refuse to send such a header; grpcurl sends it as given.
+    settings = library_settings.model_copy(update={"auth_token": "tok"})
+    async with open_library(settings) as guarded:
+        result = await grpcurl(
+            "-format-error", "-H", header, guarded.address, f"{SERVICE}/ListScripts"
+        )
+    assert result.code != 0
+    error = json.loads(result.stdout or result.stderr)
+    assert error["code"] == 16, error  # UNAUTHENTICATED
+    assert error["details"][0]["reason"] == "UNAUTHENTICATED"

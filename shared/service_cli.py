@@ -35,7 +35,19 @@ class Service:
     settings: tuple[str, ...]  # the Settings fields this service reads
 
 
-_COMMON = ("auth_token", "log_level", "log_format", "shutdown_grace_seconds", "metrics_listen")
+_COMMON = (
+    "auth_token",
+    "auth_token_file",
+    "executor_token",
+    "executor_token_file",
+    "reader_token",
+    "reader_token_file",
+    "cert_roles",
+    "log_level",
+    "log_format",
+    "shutdown_grace_seconds",
+    "metrics_listen",
+)
 
 LIBRARY = Service(
     module="library_service",

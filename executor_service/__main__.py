@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from executor_service.app import start_executor
 from executor_service.journal import JournalKeyMissing, JournalTooNew, StateDirInUse
+from shared.credentials import CredentialsError
 from shared.logging_setup import configure_logging
 from shared.malloc_tuning import return_large_blocks_to_the_system
 from shared.metrics import start_metrics_server
@@ -38,9 +39,15 @@ def main() -> None:
         asyncio.run(_main())
     except ValidationError as error:
         sys.exit(f"executor: cannot start: {settings_error(error)}")
-    except (StateDirInUse, JournalTooNew, JournalKeyMissing, TlsConfigError) as refusal:
-        # A state dir the executor must not touch, certificates it cannot use: one line
-        # that says why, no traceback.
+    except (
+        StateDirInUse,
+        JournalTooNew,
+        JournalKeyMissing,
+        TlsConfigError,
+        CredentialsError,
+    ) as refusal:
+        # A state dir the executor must not touch, certificates or identities it cannot
+        # use: one line that says why, no traceback.
         sys.exit(f"executor: cannot start: {refusal}")
 
 

@@ -35,6 +35,7 @@ from executor_service.runs.script_tests import ScriptTests
 from executor_service.runs.windows import Windows
 from executor_service.tasks import TaskKeeper
 from shared.client.tls import ClientTls
+from shared.credentials import executor_client_token, load_credentials
 from shared.grpc_server import RunningServer, start_server
 from shared.hook_policy import MAX_CONTENT_BYTES
 from shared.request_budget import RequestBudget, RequestLimits
@@ -113,9 +114,11 @@ class ExecutorApp:
 async def start_executor(settings: Settings, options: ExecutorOptions | None = None) -> ExecutorApp:
     """Open the journal, honour what it holds, then serve on settings.executor_listen."""
     options = options or ExecutorOptions()
-    # First: certificates that cannot be used stop the start before the journal is touched.
-    # The executor serves with the server-side TLS settings and reaches the library with
-    # the client-side ones (README, Configuration).
+    # First: identities and certificates that cannot be used stop the start before the
+    # journal is touched. The executor serves with the server-side TLS settings and
+    # reaches the library with the client-side ones (README, Configuration).
+    credentials = load_credentials(settings)
+    library_token = executor_client_token(settings)
     server_tls = ServerTls.from_settings(settings)
     library_tls = ClientTls(
         ca_file=settings.tls_ca_file,
@@ -137,9 +140,7 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
         )
     try:
         executor_id = await journal.executor_id()
-        library = GrpcLibrary(
-            settings.library_target, auth_token=settings.auth_token, tls=library_tls
-        )
+        library = GrpcLibrary(settings.library_target, auth_token=library_token, tls=library_tls)
         recorder = Recorder(journal, library, max_backoff=options.recorder_max_backoff)
         cache = ContentCache(state_dir, library.script_content)
         lifecycle, tasks = Lifecycle(), TaskKeeper()
@@ -197,7 +198,7 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
             ),
             service_names=[SERVICE_NAME],
             health_listen=settings.executor_health_listen,
-            auth_token=settings.auth_token,
+            credentials=credentials,
             tls=server_tls,
         )
     except BaseException:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from library_service.app import LibraryApp, start_library
 from library_service.domain.secrets import SecretKeyError
+from shared.credentials import CredentialsError
 from shared.grpc_server import exit_leaving_no_stuck_threads, serve_until_signal
 from shared.logging_setup import configure_logging
 from shared.malloc_tuning import return_large_blocks_to_the_system
@@ -56,6 +57,12 @@ def main() -> None:
     except TlsConfigError as error:
         # Certificates that cannot be used: one line that says why, no traceback.
         sys.exit(f"library: cannot start: {error}")
+    except CredentialsError as error:
+        # Tokens or certificate rules that cannot be used: one line that says why.
+        structlog.get_logger("hookshelf.library").error(
+            "library.credentials_unusable", error=str(error)
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

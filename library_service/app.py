@@ -15,6 +15,7 @@ from library_service.store import migrate
 from library_service.store.change_stamp import change_stamp_for
 from library_service.store.database import Database
 from library_service.store.read_cache import ReadCache
+from shared.credentials import load_credentials
 from shared.grpc_server import RunningServer, start_server
 from shared.message_limits import MAX_REQUEST_BYTES
 from shared.request_budget import RequestBudget, RequestLimits
@@ -69,9 +70,10 @@ async def start_library(
     others pass False. ``mirror_scan_seconds`` is how often it looks for edits (0: only at
     start and on reads). Both default to the settings of the same names.
     """
-    # First: certificates or a key that cannot be used stop the start before anything
-    # else is touched.
+    # First: certificates or identities that cannot be used stop the start before anything
+    # else is touched; then a key that cannot be used.
     tls = ServerTls.from_settings(settings)
+    credentials = load_credentials(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cipher = load_cipher(settings)
     url = settings.effective_database_url
@@ -103,7 +105,7 @@ async def start_library(
             ),
             service_names=[SERVICE_NAME],
             health_listen=settings.library_health_listen,
-            auth_token=settings.auth_token,
+            credentials=credentials,
             tls=tls,
         )
     except BaseException:

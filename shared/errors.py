@@ -67,6 +67,12 @@ class Unauthenticated(HookshelfError):
     reason = "UNAUTHENTICATED"
 
 
+class PermissionDenied(HookshelfError):
+    """The caller is known, but its role may not do this (shared/roles.py)."""
+
+    reason = "ROLE_NOT_ALLOWED"
+
+
 class Unavailable(HookshelfError):
     """A dependency (the library, the database) cannot be reached now; retry later."""
 

@@ -19,6 +19,7 @@ from shared.errors import (
     HookshelfError,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
@@ -34,6 +35,7 @@ _CODES: dict[type[HookshelfError], int] = {
     Aborted: code_pb2.ABORTED,
     ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     Unauthenticated: code_pb2.UNAUTHENTICATED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
     Unavailable: code_pb2.UNAVAILABLE,
 }
 

@@ -1,13 +1,14 @@
 """Per-call concerns for every RPC of both services, in one interceptor:
-request id (bound to the log context and echoed in trailing metadata), the bearer token,
-metrics, and turning domain errors into statuses (shared.grpc_errors).
+request id (bound to the log context and echoed in trailing metadata), who is calling and
+whether their role may call this method (shared/identity.py, shared/roles.py; the caller
+is then available to servicers through shared/caller.py), metrics, and turning domain
+errors into statuses (shared.grpc_errors).
 
 Servicers stay thin: they raise domain errors and never build a status themselves.
 """
 
 from __future__ import annotations
 
-import hmac
 import inspect
 import re
 import time
@@ -21,14 +22,16 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram
 
-from shared.errors import HookshelfError, Unauthenticated
+from shared import roles
+from shared.caller import set_caller
+from shared.credentials import OPEN, Credentials
+from shared.errors import HookshelfError, PermissionDenied
 from shared.grpc_errors import internal_status, status_for
+from shared.identity import AUTHORIZATION_KEY, identify_caller
 
 log = structlog.get_logger("hookshelf.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
-# Probes and schema discovery must work without the token.
-_OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 RPC_TOTAL = Counter(
     "hookshelf_rpc_requests_total", "RPCs handled, by method and status code", ["method", "code"]
@@ -56,12 +59,21 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
+def _authorization(context: grpc.aio.ServicerContext) -> str | bytes | None:
+    """The authorization header as sent, even when it is not text (it then matches no
+    token: UNAUTHENTICATED, never a crash)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION_KEY:
+            return value
+    return None
+
+
 class _Call:
     """Everything that happens around one call: ids, log context, auth, metrics, errors."""
 
-    def __init__(self, method: str, auth_token: str) -> None:
+    def __init__(self, method: str, credentials: Credentials) -> None:
         self.method = method
-        self.auth_token = auth_token
+        self.credentials = credentials
         self.started = time.monotonic()
         self.code = "OK"
         self.request_id = ""
@@ -72,10 +84,21 @@ class _Call:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=self.request_id, method=self.method)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
-        if self.auth_token and not self.method.startswith(_OPEN_SERVICES):
-            presented = metadata.get("authorization", "")
-            if not hmac.compare_digest(presented, f"Bearer {self.auth_token}"):
-                raise Unauthenticated("missing or wrong bearer token in 'authorization'")
+        if roles.is_open(self.method):
+            return
+        caller = identify_caller(
+            self.credentials,
+            authorization=_authorization(context),
+            peer=context.peer() or "",
+            auth_context=context.auth_context() or {},
+        )
+        structlog.contextvars.bind_contextvars(role=caller.role)
+        if not roles.allowed(caller.role, self.method):
+            raise PermissionDenied(
+                f"role {caller.role} may not call {self.method}",
+                metadata={"role": caller.role, "method": self.method},
+            )
+        set_caller(caller)
 
     async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
         if isinstance(error, HookshelfError):
@@ -104,8 +127,8 @@ Handler = Callable[..., Any]
 class HookshelfInterceptor(grpc.aio.ServerInterceptor):
     """Wraps unary and server-streaming handlers (the only kinds Hookshelf has)."""
 
-    def __init__(self, auth_token: str = "") -> None:
-        self.auth_token = auth_token
+    def __init__(self, credentials: Credentials = OPEN) -> None:
+        self.credentials = credentials
 
     async def intercept_service(
         self,
@@ -134,7 +157,7 @@ class HookshelfInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, method: str, inner: Handler) -> Handler:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            call = _Call(method, self.auth_token)
+            call = _Call(method, self.credentials)
             try:
                 call.enter(context)
                 return await inner(request, context)
@@ -149,7 +172,7 @@ class HookshelfInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_stream(self, method: str, inner: Handler) -> Handler:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            call = _Call(method, self.auth_token)
+            call = _Call(method, self.credentials)
             try:
                 call.enter(context)
                 result = inner(request, context)

@@ -23,6 +23,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared.credentials import OPEN, Credentials
 from shared.grpc_interceptor import HookshelfInterceptor
 from shared.message_limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from shared.reflection import enable_reflection
@@ -92,21 +93,21 @@ async def start_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     health_listen: str = "",
-    auth_token: str = "",
+    credentials: Credentials = OPEN,
     tls: ServerTls | None = None,
 ) -> RunningServer:
     """Create (inside the running loop), register services, bind and start."""
     server = grpc.aio.server(
-        interceptors=[HookshelfInterceptor(auth_token)], options=SERVER_OPTIONS
+        interceptors=[HookshelfInterceptor(credentials)], options=SERVER_OPTIONS
     )
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection([*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    credentials = None
+    transport_credentials = None
     if tls is not None and not listen.startswith("unix:"):
-        credentials = tls.credentials()
-    address = _bind(server, listen, credentials)
+        transport_credentials = tls.credentials()
+    address = _bind(server, listen, transport_credentials)
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -117,7 +118,13 @@ async def start_server(
         running.health_address = _bind(health_server, health_listen)
         await health_server.start()
         running.health_server = health_server
-    transport = "plaintext" if credentials is None else "mtls" if tls and tls.mutual else "tls"
+    transport = (
+        "plaintext"
+        if transport_credentials is None
+        else "mtls"
+        if tls and tls.mutual
+        else "tls"
+    )
     log.info(
         "server.started",
         address=address,

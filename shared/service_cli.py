@@ -35,7 +35,19 @@ class Service:
     settings: tuple[str, ...]  # the Settings fields this service reads
 
 
-_COMMON = ("auth_token", "log_level", "log_format", "shutdown_grace_seconds", "metrics_listen")
+_COMMON = (
+    "auth_token",
+    "auth_token_file",
+    "executor_token",
+    "executor_token_file",
+    "reader_token",
+    "reader_token_file",
+    "cert_roles",
+    "log_level",
+    "log_format",
+    "shutdown_grace_seconds",
+    "metrics_listen",
+)
 _SERVER_TLS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
 _CLIENT_TLS = ("tls_ca_file", "tls_client_cert_file", "tls_client_key_file", "tls_server_name")
 

@@ -91,6 +91,23 @@ class Settings(BaseSettings):
         default="", description="A file holding the Fernet key(s), instead of SECRET_KEY."
     )
     auth_token: str = Field(default="", description="Bearer token both sides must present.")
+    auth_token_file: str = Field(
+        default="", description="File holding the admin token (instead of auth_token)."
+    )
+    executor_token: str = Field(
+        default="", description="Bearer token of the executor role (executors, orchestrators)."
+    )
+    executor_token_file: str = Field(
+        default="", description="File holding the executor token (instead of executor_token)."
+    )
+    reader_token: str = Field(default="", description="Bearer token of the read-only role.")
+    reader_token_file: str = Field(
+        default="", description="File holding the reader token (instead of reader_token)."
+    )
+    cert_roles: str = Field(
+        default="",
+        description="Client certificates to roles: role=CN=name or role=SAN, comma-separated.",
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field(default="json", description="json or console.")
     shutdown_grace_seconds: float = Field(

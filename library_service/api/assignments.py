@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from library_service.api.history import timestamp_of
 from library_service.context import LibraryContext
-from library_service.domain import assignments, plans, secrets
+from library_service.domain import assignments, plan_delivery, plans, secrets
 from library_service.store import models
+from shared.caller import current_caller
 from shared.stubs import library_pb2
 
 
@@ -134,11 +135,17 @@ class AssignmentRpcs:
     async def ResolveHookPlan(
         self, request: library_pb2.ResolveHookPlanRequest, context: grpc.aio.ServicerContext
     ) -> library_pb2.ResolveHookPlanResponse:
-        """The enabled steps of a chain with their effective settings, secrets decrypted
-        (plans are for executors; HOOKSHELF_AUTH_TOKEN guards them). One read: on
-        SQLite it does not wait for a writer's lock (every BeginBackup asks for two)."""
+        """The enabled steps of a chain with their effective settings; secrets decrypted
+        for the executor role over a secure channel, masked for everyone else
+        (domain/plan_delivery.py). One read: on SQLite it does not wait for a writer's
+        lock (every BeginBackup asks for two)."""
+        caller = current_caller()
+        audience = plan_delivery.PlanAudience(
+            receives_secrets=caller.receives_secrets, secure_channel=caller.secure_channel
+        )
         async with self.ctx.database.reading() as session:
-            steps = await plans.resolve_plan(
+            steps = await plan_delivery.resolve_plan_for(
+                audience,
                 session,
                 request.repository_id,
                 request.hook_type,

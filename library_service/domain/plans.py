@@ -5,9 +5,9 @@ to and the run_on matching the executor applies are in ``shared.hook_policy``, o
 definition for both services (DESIGN §1 "Plans", §2 "Which post hooks run", "Failure policy").
 
 Plans are for executors: they carry secret values decrypted, named in
-``secret_parameter_names`` so the executor redacts them from every output. With
-HOOKSHELF_AUTH_TOKEN set only holders of the token can ask for one; without it, anyone
-who can reach the library's port can (bind it to localhost or a unix socket then).
+``secret_parameter_names`` so the executor redacts them from every output. Who gets the
+values, and over what channel, is decided in ``plan_delivery``: every other caller gets
+them masked.
 A plan is FAILED_PRECONDITION when an enabled step misses a required value (its script
 gained a parameter after it was assigned) or holds a secret the key cannot decrypt.
 """

@@ -16,6 +16,8 @@ from typer.completion import Shells, completion_init, get_completion_script, ins
 from shared.cli import assignments, backup, history, runs, scripts, templates, windows
 from shared.cli.runtime import Config, fail
 from shared.client.tls import ClientTls
+from shared.credentials import CredentialsError, token_of
+from shared.roles import ADMIN
 from shared.service_cli import hookshelf_version
 from shared.settings import load_settings, settings_error
 from shared.tls_files import TlsConfigError
@@ -183,10 +185,15 @@ def main(
         tls.check()
     except TlsConfigError as error:
         fail(str(error), 2)
+    try:
+        # The CLI acts as admin: --token, else the admin token (or its file).
+        admin_token = token if token is not None else token_of(settings, ADMIN)
+    except CredentialsError as error:
+        fail(f"bad HOOKSHELF_ setting: {error}", 2)
     ctx.obj = Config(
         library_target=library or settings.library_target,
         executor_target=executor or settings.executor_target,
-        auth_token=token if token is not None else settings.auth_token,
+        auth_token=admin_token,
         timeout=timeout,
         tls=tls,
     )

@@ -16,7 +16,7 @@ import pytest
 
 from library_service.app import start_library
 from shared.settings import Settings
-from tests.conftest import LibraryHandle
+from tests.conftest import LibraryHandle, open_library
 from tests.tls_certs import make_pki
 
 SERVICE = "hookshelf.library.v1.ScriptLibraryService"
@@ -44,7 +44,7 @@ class Result:
         return json.loads(self.stdout)
 
 
-async def grpcurl(*args: str, data: str | None = None) -> Result:
+async def grpcurl(*args: str | bytes, data: str | None = None) -> Result:
     """Run grpcurl without blocking the loop the in-process server runs on."""
     argv = [GRPCURL, "-plaintext", "-max-time", "20"]
     if data is not None:
@@ -258,3 +258,23 @@ async def run_block_status(arguments: str, cwd: Path) -> int:
         stderr=asyncio.subprocess.DEVNULL,
     )
     return await asyncio.wait_for(process.wait(), timeout=60)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"authorization: Bearer \xc3\xa9", b"authorization: Bearer \xff\xfe"],
+    ids=["utf-8", "not-utf-8"],
+)
+async def test_a_non_ascii_authorization_header_is_unauthenticated_not_internal(
+    library_settings, header: bytes
+) -> None:
+    # Python clients refuse to send such a header; grpcurl sends it as given.
+    settings = library_settings.model_copy(update={"auth_token": "tok"})
+    async with open_library(settings) as guarded:
+        result = await grpcurl(
+            "-format-error", "-H", header, guarded.address, f"{SERVICE}/ListScripts"
+        )
+    assert result.code != 0
+    error = json.loads(result.stdout or result.stderr)
+    assert error["code"] == 16, error  # UNAUTHENTICATED
+    assert error["details"][0]["reason"] == "UNAUTHENTICATED"

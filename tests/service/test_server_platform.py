@@ -222,11 +222,17 @@ async def test_unknown_id_is_not_found_with_error_info(app: LibraryApp) -> None:
 
 @pytest.mark.parametrize(
     "metadata",
-    [(), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),)],
-    ids=["no-token", "wrong-token", "not-bearer"],
+    [
+        (),
+        (("authorization", "Bearer wrong"),),
+        (("authorization", TOKEN),),
+        # Binary metadata has a -bin key: not the authorization header, so no token.
+        (("authorization-bin", f"Bearer {TOKEN}".encode()),),
+    ],
+    ids=["no-token", "wrong-token", "not-bearer", "binary-header"],
 )
 async def test_calls_without_the_right_token_are_unauthenticated(
-    guarded: LibraryApp, metadata: tuple[tuple[str, str], ...]
+    guarded: LibraryApp, metadata: tuple[tuple[str, str | bytes], ...]
 ) -> None:
     async with channel_to(guarded.address) as channel:
         stub = library_pb2_grpc.ScriptLibraryServiceStub(channel)

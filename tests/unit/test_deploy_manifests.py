@@ -31,8 +31,6 @@ NAMESPACE = "hookshelf"
 # Settings the manifests name whose code lands on other branches (TLS, roles). Remove a
 # name once shared/settings.py has it: this test then checks it like the others.
 PENDING_SETTINGS = {
-    "HOOKSHELF_AUTH_TOKEN_FILE",
-    "HOOKSHELF_EXECUTOR_TOKEN_FILE",
 }
 
 

@@ -3,9 +3,8 @@
 One bearer token per role: ``HOOKSHELF_AUTH_TOKEN`` is the admin token (its meaning
 before roles: it may do everything), ``HOOKSHELF_EXECUTOR_TOKEN`` and
 ``HOOKSHELF_READER_TOKEN`` add the other two roles. Each may be given as ``<NAME>_FILE``
-instead, a file holding the token (trailing newline stripped), which is how Kubernetes
-and systemd hand out secrets; setting both forms, an unreadable or empty file, a token
-that cannot travel in a header, or one token for two roles stops the start. Client
+instead (read by the settings, like every secret setting: shared/settings.py); a token
+that cannot travel in a header, or one token for two roles, stops the start. Client
 certificates map to roles through ``HOOKSHELF_CERT_ROLES`` (shared/cert_roles.py).
 
 No token and no certificate rule at all: the server is open and every caller is admin,
@@ -15,7 +14,6 @@ as before roles existed (the embedded set-up and the demo).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from shared.cert_roles import CertRolesError, CertRule, parse_cert_roles
 from shared.roles import ADMIN, EXECUTOR, READER
@@ -34,19 +32,10 @@ def _env(field: str) -> str:
 
 
 def token_of(settings: Settings, role: str) -> str:
-    """The configured token of ``role`` (from the variable or its file); empty: none."""
+    """The configured token of ``role`` (the settings read a ``_FILE`` form already:
+    shared/settings.py); empty: none."""
     field = TOKEN_FIELDS[role]
     value: str = getattr(settings, field)
-    path: str = getattr(settings, f"{field}_file")
-    if value and path:
-        raise CredentialsError(f"set {_env(field)} or {_env(field + '_file')}, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            raise CredentialsError(f"{_env(field + '_file')}: cannot read {path}: {error}")
-        if not value:
-            raise CredentialsError(f"{_env(field + '_file')}: {path} is empty")
     # What a gRPC client can send in an ASCII header, so a token that can never match
     # is a start-up error rather than a silent lock-out.
     if value and not (value.isascii() and value.isprintable()):

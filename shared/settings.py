@@ -42,7 +42,13 @@ class Settings(BaseSettings):
 
     # Secret settings that may be given as a file instead: X_FILE names a file holding X
     # (secret_from_file). Each has a field "<name>_file" next to it.
-    FILE_FORMS: ClassVar[tuple[str, ...]] = ("database_url", "secret_key")
+    FILE_FORMS: ClassVar[tuple[str, ...]] = (
+        "database_url",
+        "secret_key",
+        "auth_token",
+        "executor_token",
+        "reader_token",
+    )
 
     data_dir: Path = Field(default=Path("./.data"), description="Library data: files, SQLite.")
     database_url: str = Field(

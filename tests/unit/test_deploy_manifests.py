@@ -28,11 +28,6 @@ PRODUCTION = [o for o in OVERLAYS if o.startswith("production")]
 KUBECTL = shutil.which("kubectl")
 NAMESPACE = "hookshelf"
 
-# Settings the manifests name whose code lands on other branches (TLS, roles). Remove a
-# name once shared/settings.py has it: this test then checks it like the others.
-PENDING_SETTINGS = {
-}
-
 
 def render(overlay: str) -> list[dict[str, Any]]:
     if KUBECTL is None:
@@ -101,7 +96,7 @@ def test_every_setting_named_is_a_real_setting(overlay: str) -> None:
     named = set(settings_of(docs))
     for _, container, _ in hookshelf_containers(docs):
         named |= {e["name"] for e in container.get("env", [])}
-    unknown = {n for n in named if n.startswith("HOOKSHELF_")} - known - PENDING_SETTINGS
+    unknown = {n for n in named if n.startswith("HOOKSHELF_")} - known
     assert not unknown, f"not read by shared/settings.py (silently ignored): {unknown}"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from shared.cert_roles import CertRule, parse_cert_roles
 from shared.credentials import (
@@ -74,8 +75,6 @@ def test_a_token_is_read_from_its_file_without_the_trailing_newline(tmp_path: Pa
 @pytest.mark.parametrize(
     "settings, says",
     [
-        ({"reader_token": "a", "reader_token_file": "/etc/hostname"}, "not both"),
-        ({"auth_token_file": "/nonexistent/token"}, "cannot read"),
         ({"auth_token": "same", "executor_token": "same"}, "must differ"),
         ({"auth_token": "é"}, "printable ASCII"),
         ({"cert_roles": "boss=CN=x"}, "names no role"),
@@ -88,10 +87,22 @@ def test_unusable_identities_stop_the_start(settings: dict[str, str], says: str)
         credentials(**settings)
 
 
-def test_an_empty_token_file_stops_the_start(tmp_path: Path) -> None:
-    (tmp_path / "t").write_text("\n")
-    with pytest.raises(CredentialsError, match="empty"):
-        credentials(auth_token_file=str(tmp_path / "t"))
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        ({"reader_token": "a", "reader_token_file": "/etc/hostname"}, "both set"),
+        ({"auth_token_file": "/nonexistent/token"}, "cannot read"),
+        ({"auth_token_file": "EMPTY"}, "empty"),
+    ],
+)
+def test_unusable_token_files_stop_the_start(
+    tmp_path: Path, settings: dict[str, str], says: str
+) -> None:
+    """Token files are read by the settings, like every secret setting's file form."""
+    (tmp_path / "empty").write_text("\n")
+    given = {k: str(tmp_path / "empty") if v == "EMPTY" else v for k, v in settings.items()}
+    with pytest.raises(ValidationError, match=says):
+        credentials(**given)
 
 
 def test_the_executor_sends_its_own_token_else_the_admin_token() -> None:

@@ -281,9 +281,25 @@ def test_secrets_are_required_files_and_each_container_gets_only_its_own(overlay
         where = f"{workload['metadata']['name']}/{container['name']}"
         role = role_of(container)
         seen.add(role)
-        # Never in the environment: no secretRef, no secretKeyRef.
+        # Never in the environment: no secretRef, and no secretKeyRef but the executor's
+        # journal key, which must not be a file (a hook can read the executor's files).
         assert not [e for e in container.get("envFrom", []) if "secretRef" in e], where
-        assert not [e for e in container.get("env", []) if "valueFrom" in e], where
+        from_secrets = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in container.get("env", [])
+            if "valueFrom" in e
+        }
+        expected_from_secrets = (
+            {
+                "HOOKSHELF_EXECUTOR_JOURNAL_KEY": {
+                    "name": "hookshelf-secrets",
+                    "key": "executor-journal-key",
+                }
+            }
+            if role == "executor"
+            else {}
+        )
+        assert from_secrets == expected_from_secrets, where
         files = secret_files(workload, container)
         named = {name: files.get(path) for name, path in file_settings(container).items()}
         assert named == expected[role], where

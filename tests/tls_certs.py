@@ -96,7 +96,10 @@ class Authority:
         server: bool = True,
         expired: bool = False,
         hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        uris: tuple[str, ...] = (),
     ) -> Issued:
+        """A certificate for ``common_name``; a server one also names ``hosts``, and
+        either kind carries ``uris`` (a SPIFFE id, say) as URI subject alternative names."""
         key = _key()
         not_after = NOW - DAY / 2 if expired else NOW + 10 * DAY
         builder = (
@@ -109,17 +112,18 @@ class Authority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         )
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in uris]
         if server:
-            names: list[x509.GeneralName] = []
             for host in hosts:
                 try:
                     names.append(x509.IPAddress(ip_address(host)))
                 except ValueError:
                     names.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
             usage = ExtendedKeyUsageOID.SERVER_AUTH
         else:
             usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         return Issued(builder.sign(self.key, hashes.SHA256()), key)
 

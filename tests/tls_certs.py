@@ -96,10 +96,11 @@ class Authority:
         server: bool = True,
         expired: bool = False,
         hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
-        uris: tuple[str, ...] = (),
+        sans: tuple[str | x509.GeneralName, ...] = (),
     ) -> Issued:
         """A certificate for ``common_name``; a server one also names ``hosts``, and
-        either kind carries ``uris`` (a SPIFFE id, say) as URI subject alternative names."""
+        either kind carries ``sans`` as subject alternative names (a string is a URI,
+        such as a SPIFFE id; any other kind is given as an ``x509.GeneralName``)."""
         key = _key()
         not_after = NOW - DAY / 2 if expired else NOW + 10 * DAY
         builder = (
@@ -112,7 +113,9 @@ class Authority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         )
-        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in uris]
+        names: list[x509.GeneralName] = [
+            x509.UniformResourceIdentifier(san) if isinstance(san, str) else san for san in sans
+        ]
         if server:
             for host in hosts:
                 try:

@@ -77,12 +77,12 @@ def make_cert_pki(directory: Path) -> CertPki:
     issue = pki.ca.issue
     issued = {
         "admin": issue("admin-cli", server=False),
-        "executor": issue("backup-executor-7f9c", server=False, uris=(EXECUTOR_SPIFFE,)),
+        "executor": issue("backup-executor-7f9c", server=False, sans=(EXECUTOR_SPIFFE,)),
         "reader": issue("dashboard", server=False),
         "unmapped": issue(
-            "stranger", server=False, uris=("spiffe://hookshelf.test/ns/backup/sa/other",)
+            "stranger", server=False, sans=("spiffe://hookshelf.test/ns/backup/sa/other",)
         ),
-        "ambiguous": issue("dashboard", server=False, uris=(EXECUTOR_SPIFFE,)),
+        "ambiguous": issue("dashboard", server=False, sans=(EXECUTOR_SPIFFE,)),
     }
     return CertPki(pki, {name: one.write(directory, name) for name, one in issued.items()})
 
@@ -104,9 +104,10 @@ def tls_library_settings(tmp_path: Path, certs: CertPki, **more: object) -> Sett
 @asynccontextmanager
 async def open_tls_library(settings: Settings, certs: CertPki) -> AsyncIterator[LibraryHandle]:
     """A real library with these settings; the handle's channel presents the admin's
-    certificate."""
+    certificate, over loopback (the server's certificate names 127.0.0.1, even when the
+    library listens on every address)."""
     app = await start_library(settings)
-    channel = certs.channel(app.address, "admin")
+    channel = certs.channel(f"127.0.0.1:{app.address.rsplit(':', 1)[1]}", "admin")
     try:
         yield LibraryHandle(app, channel, library_pb2_grpc.ScriptLibraryServiceStub(channel))
     finally:

@@ -8,11 +8,14 @@ code of each cell is the token matrix's (roles_support.MAY_CALL, check_every_cel
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from ipaddress import ip_address
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 
+from shared.client.tls import ClientTls
 from shared.roles import ROLES
 from tests.conftest import LibraryHandle
 from tests.service.cert_roles_support import (
@@ -117,3 +120,33 @@ async def test_a_token_decides_alone_even_beside_a_good_certificate(
     assert as_reader is not None and as_reader.code == grpc.StatusCode.PERMISSION_DENIED
     assert as_reader.metadata["role"] == "reader"
     assert as_reader_again is None
+
+
+SANS = {
+    "dash.example.com": x509.DNSName("dash.example.com"),
+    "ops@example.com": x509.RFC822Name("ops@example.com"),
+    "10.1.2.3": x509.IPAddress(ip_address("10.1.2.3")),
+    "2001:db8::1": x509.IPAddress(ip_address("2001:db8::1")),
+}
+
+
+async def test_each_kind_of_subject_alternative_name_maps_as_written(
+    tmp_path: Path, certs: CertPki
+) -> None:
+    """A DNS name, an e-mail address and IP addresses, written in HOOKSHELF_CERT_ROLES as
+    they are usually written, match as gRPC reports them (docs/decisions.md "Roles")."""
+    cert_roles = ",".join(f"reader={written}" for written in SANS)
+    settings = tls_library_settings(tmp_path, certs, cert_roles=cert_roles)
+    list_scripts = LIBRARY.methods_by_name["ListScripts"]
+    create_script = LIBRARY.methods_by_name["CreateScript"]
+    found = {}
+    async with open_tls_library(settings, certs) as library:
+        for written, san in SANS.items():
+            issued = certs.pki.ca.issue("no-role-by-name", server=False, sans=(san,))
+            cert, key = issued.write(tmp_path / "sans", "client")
+            tls = ClientTls(str(certs.pki.ca_file), str(cert), str(key))
+            async with tls.channel(library.address) as channel:
+                read = await call_empty(channel, list_scripts, "none")
+                write = await call_empty(channel, create_script, "none")
+            found[written] = (read, write.code if write else grpc.StatusCode.OK)
+    assert found == {written: (None, grpc.StatusCode.PERMISSION_DENIED) for written in SANS}

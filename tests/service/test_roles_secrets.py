@@ -5,6 +5,7 @@ name the caller by a client certificate over mutual TLS instead."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -250,3 +251,20 @@ async def test_the_executor_runs_post_hooks_with_the_secret_using_its_certificat
     assert [(e.run_id, e.hook_type, e.status) for e in history.executions] == [
         (run_id, POST, library_pb2.EXECUTION_STATUS_SUCCEEDED)
     ]
+
+
+async def test_over_the_network_tls_is_the_secure_channel_the_executor_certificate_needs(
+    tmp_path: Path, certs: CertPki
+) -> None:
+    """Not loopback: only TLS itself makes the channel secure enough for secret values."""
+    address = _address_others_can_reach()
+    settings = tls_library_settings(tmp_path, certs, **TOKEN_SETTINGS, library_listen="0.0.0.0:0")
+    async with open_tls_library(settings, certs) as library:
+        await _assign_secret(library)
+        port = library.address.rsplit(":", 1)[1]
+        # The server's certificate names localhost: verify that name at the other address.
+        tls = dataclasses.replace(certs.client_tls("executor"), server_name="localhost")
+        async with tls.channel(f"{address}:{port}") as channel:
+            stub = library_pb2_grpc.ScriptLibraryServiceStub(channel)
+            (step,) = (await _plan(stub, "none")).steps
+    assert step.parameter_values["PASSWORD"] == SECRET

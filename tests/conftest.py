@@ -26,6 +26,7 @@ pytest.register_assert_rewrite(
     "tests.e2e.templates_run_support",
     "tests.service.assignments_support",
     "tests.service.executor_support",
+    "tests.service.roles_support",
     "tests.service.scripts_support",
 )
 

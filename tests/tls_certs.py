@@ -96,7 +96,11 @@ class Authority:
         server: bool = True,
         expired: bool = False,
         hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        sans: tuple[str | x509.GeneralName, ...] = (),
     ) -> Issued:
+        """A certificate for ``common_name``; a server one also names ``hosts``, and
+        either kind carries ``sans`` as subject alternative names (a string is a URI,
+        such as a SPIFFE id; any other kind is given as an ``x509.GeneralName``)."""
         key = _key()
         not_after = NOW - DAY / 2 if expired else NOW + 10 * DAY
         builder = (
@@ -109,17 +113,20 @@ class Authority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         )
+        names: list[x509.GeneralName] = [
+            x509.UniformResourceIdentifier(san) if isinstance(san, str) else san for san in sans
+        ]
         if server:
-            names: list[x509.GeneralName] = []
             for host in hosts:
                 try:
                     names.append(x509.IPAddress(ip_address(host)))
                 except ValueError:
                     names.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
             usage = ExtendedKeyUsageOID.SERVER_AUTH
         else:
             usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         return Issued(builder.sign(self.key, hashes.SHA256()), key)
 

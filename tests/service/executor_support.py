@@ -34,14 +34,14 @@ def mark_script(extra: str = "", *, before: str = "") -> str:
 
 
 def executor_settings(library_address: str, state_dir: Path, socket_dir: Path, **more) -> Settings:
-    return Settings(
-        executor_listen=f"unix:{socket_dir / 'ex.sock'}",
-        executor_state_dir=state_dir,
-        library_target=library_address,
-        log_format="console",
-        shutdown_grace_seconds=2,
-        **more,
-    )
+    values: dict[str, object] = {
+        "executor_listen": f"unix:{socket_dir / 'ex.sock'}",
+        "executor_state_dir": state_dir,
+        "library_target": library_address,
+        "log_format": "console",
+        "shutdown_grace_seconds": 2,
+    }
+    return Settings(**{**values, **more})  # type: ignore[arg-type]
 
 
 @dataclass

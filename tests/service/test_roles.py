@@ -1,7 +1,8 @@
 """Who may do what, against real servers: every RPC of both services called as every
 role, without a token and with a wrong one (docs/decisions.md "Roles"). Requests are
 empty, so an allowed call may still fail validation; what matters is that it was not
-refused for who called. Certificates are covered once TLS lands (unit tests map them).
+refused for who called. The expectations live in roles_support (MAY_CALL), shared with
+the same matrix over mutual TLS with client certificates (test_roles_certificates.py).
 """
 
 from __future__ import annotations
@@ -14,34 +15,16 @@ import pytest
 
 from tests.conftest import LibraryHandle, open_library
 from tests.service.executor_support import ExecutorHandle, open_executor
-from tests.service.roles_support import EXECUTOR, IDENTITIES, LIBRARY, TOKEN_SETTINGS, call_empty
-
-REFUSED = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
-
-# What each role may call, spelled out as the docs promise it (admin: everything).
-MAY_CALL = {
-    "executor": {
-        "ResolveHookPlan",
-        "GetScriptContent",
-        "GetScript",
-        "GetMaintenanceWindow",
-        "RecordExecutions",
-        *(m.name for m in EXECUTOR.methods),
-    },
-    "reader": {
-        "GetScript",
-        "ListScripts",
-        "ListScriptVersions",
-        "GetScriptContent",
-        "ListAssignments",
-        "ResolveHookPlan",
-        "ListExecutions",
-        "ListTemplates",
-        "GetMaintenanceWindow",
-        "ListMaintenanceWindows",
-        "GetBackupRun",
-    },
-}
+from tests.service.roles_support import (
+    EXECUTOR,
+    IDENTITIES,
+    LIBRARY,
+    REFUSED,
+    TOKEN_SETTINGS,
+    call_empty,
+    check_every_cell,
+    header_callers,
+)
 
 
 @pytest.fixture
@@ -63,29 +46,7 @@ async def guarded_executor(
 
 
 async def _check_every_cell(channel: grpc.aio.Channel, service) -> None:
-    wrong: list[str] = []
-    for method in service.methods:
-        for identity in IDENTITIES:
-            found = await call_empty(channel, method, identity)
-            code = found.code if found else grpc.StatusCode.OK
-            cell = f"{method.name} as {identity}: {code.name}"
-            if identity in ("none", "wrong"):
-                if code != grpc.StatusCode.UNAUTHENTICATED:
-                    wrong.append(cell)
-            elif identity == "admin" or method.name in MAY_CALL[identity]:
-                if code in REFUSED:
-                    wrong.append(cell)
-            elif code != grpc.StatusCode.PERMISSION_DENIED:
-                wrong.append(cell)
-            else:
-                assert found is not None
-                assert (found.reason, found.domain) == ("ROLE_NOT_ALLOWED", "hookshelf.dev")
-                assert found.metadata == {
-                    "role": identity,
-                    "method": f"/{service.full_name}/{method.name}",
-                }
-                assert identity in found.message and method.name in found.message
-    assert not wrong, "\n".join(wrong)
+    await check_every_cell(service, header_callers(channel, IDENTITIES), no_role=("none", "wrong"))
 
 
 async def test_every_library_rpc_as_every_role(guarded_library: LibraryHandle) -> None:

@@ -44,9 +44,15 @@ def token_of(settings: Settings, role: str) -> str:
 
 
 def executor_client_token(settings: Settings) -> str:
-    """The token the executor sends to the library: its own role's token when set, else
-    the admin token (one token for everything, as before roles)."""
-    return token_of(settings, EXECUTOR) or token_of(settings, ADMIN)
+    """The token the executor sends to the library: its own role's token when set; else
+    none when it presents a client certificate (the certificate says who it is, and a
+    token would decide alone: the admin token would get it plans with masked secrets);
+    else the admin token (one token for everything, as before roles)."""
+    if own := token_of(settings, EXECUTOR):
+        return own
+    if settings.tls_client_cert_file:
+        return ""
+    return token_of(settings, ADMIN)
 
 
 @dataclass(frozen=True)

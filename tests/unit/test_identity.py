@@ -109,6 +109,9 @@ def test_the_executor_sends_its_own_token_else_the_admin_token() -> None:
     assert executor_client_token(Settings(auth_token="adm", executor_token="exe")) == "exe"
     assert executor_client_token(Settings(auth_token="adm")) == "adm"
     assert executor_client_token(Settings()) == ""
+    # With a client certificate and no token of its own, the certificate identifies it.
+    with_cert = Settings(auth_token="adm", tls_client_cert_file="/etc/x/tls.crt")
+    assert executor_client_token(with_cert) == ""
 
 
 # --- certificates -----------------------------------------------------------------------

@@ -63,7 +63,7 @@ async def test_records_wait_out_a_library_outage_and_arrive_once(
         # Back on the same address: the record arrives, once.
         library = await _library(library_settings.model_copy(update={"library_listen": address}))
         executor.library = library
-        await executor.delivered(timeout=20)
+        await executor.delivered()
         records = await executor.executions(run_id=run_id)
         assert len(records) == 2
         assert {r.hook_type for r in records} == {PRE, POST}

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from executor_service.runner.output import CHUNK_LIMIT, FLUSH_DELAY
 from shared.stubs import executor_pb2, library_pb2
 from tests.patience import PATIENCE
 from tests.service.executor_support import (  # noqa: F401 - fixtures
@@ -126,7 +127,14 @@ async def test_output_is_streamed_in_coalesced_chunks_not_lines(executor) -> Non
     stdout = [c for c in chunks if c.stream == executor_pb2.OUTPUT_STREAM_STDOUT]
     data = b"".join(c.data for c in stdout)
     assert data.count(b"\n") == 20000
-    assert len(stdout) < 100  # 20,000 lines, a few dozen messages
+    # 20,000 lines, a few dozen messages: a chunk goes when full or FLUSH_DELAY after its
+    # first byte, so besides full ones there is at most one per FLUSH_DELAY of the time
+    # the output took (and the final flush) - however slowly a busy machine runs bash.
+    times = [e.time.ToNanoseconds() / 1e9 for e in events
+             if e.HasField("output") and e.output.stream == executor_pb2.OUTPUT_STREAM_STDOUT]
+    span = times[-1] - times[0]
+    assert len(stdout) <= len(data) // CHUNK_LIMIT + span / FLUSH_DELAY + 2, (len(stdout), span)
+    assert len(stdout) < 2000
     assert all(len(c.data) <= 64 * 1024 for c in stdout)
     offsets = [c.offset for c in stdout]
     assert offsets == [sum(len(c.data) for c in stdout[:i]) for i in range(len(stdout))]

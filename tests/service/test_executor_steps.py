@@ -5,6 +5,7 @@ output streaming."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _processes_with(needle: str) -> list[int]:
 
 
 async def test_timeout_kills_the_whole_tree_even_escaped_and_double_forked(executor) -> None:
-    repo, tag = unique("repo"), "1000.4242"
+    # A sleep duration of this test's own: other test runs may share the machine.
+    repo, tag = unique("repo"), f"1000.{random.randrange(10**8):08d}"
     content = (
         "#!/bin/bash\n"
         "echo partial-output\n"
@@ -52,7 +54,9 @@ async def test_timeout_kills_the_whole_tree_even_escaped_and_double_forked(execu
         f"nohup sleep {tag}3 >/dev/null 2>&1 &\n"
         f"sleep {tag}4\n"
     )
-    await executor.hook(repo, unique("tree"), PRE, content=content, custom_timeout_seconds=1)
+    # Time enough for bash to print and scatter its tree on a busy machine: the test is
+    # about what the timeout kills, not how soon.
+    await executor.hook(repo, unique("tree"), PRE, content=content, custom_timeout_seconds=5)
     events = await executor.begin(repo)
     (finished,) = [e.step_finished for e in events if e.HasField("step_finished")]
     assert finished.status == library_pb2.EXECUTION_STATUS_TIMED_OUT

@@ -106,14 +106,16 @@ async def test_timeout_kills_the_whole_tree_and_keeps_partial_output(
     work_root: Path, tag: str
 ) -> None:
     script = escaping_tree(tag) + f"echo partial >&2\nsleep {tag}5\n"
-    result = await run_step(spec(script, timeout=1.5), Collector(), work_root=work_root)
+    # Time enough to scatter the tree and print on a busy machine: what the timeout kills
+    # and keeps is the point, not how soon.
+    result = await run_step(spec(script, timeout=5), Collector(), work_root=work_root)
     assert result.status == Status.EXECUTION_STATUS_TIMED_OUT
     assert result.exit_code == -15
-    assert result.error_message == "timed out after 1.5 s; ended by SIGTERM"
+    assert result.error_message == "timed out after 5 s; ended by SIGTERM"
     assert result.stdout.head == b"ready\n"
     assert result.stderr.head == b"partial\n"
     # Ended at the timeout (plus the grace and the sweep), not at the end of its sleeps.
-    assert 1500 <= result.duration_ms < 60_000
+    assert 5000 <= result.duration_ms < 60_000
     assert survivors(tag) == []
     assert zombie_children() == []
     assert list(work_root.iterdir()) == []

@@ -24,6 +24,7 @@ import pytest
 pytest.register_assert_rewrite(
     "tests.e2e.cli_support",
     "tests.e2e.templates_run_support",
+    "tests.patience",
     "tests.service.assignments_support",
     "tests.service.executor_support",
     "tests.service.roles_support",

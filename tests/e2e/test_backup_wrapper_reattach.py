@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.cli_support import Stack, running_stack, start_service
 from tests.e2e.test_backup_wrapper import hooked_repository, marks
+from tests.patience import PATIENCE
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def restart_executor(stack: Stack) -> None:
     """SIGKILL the executor (no drain, no goodbye) and start it again on the same state."""
     old = stack.services.pop()
     old.process.send_signal(signal.SIGKILL)
-    old.process.wait(timeout=10)
+    old.process.wait(timeout=PATIENCE)
     log = stack.data / f"executor-{uuid.uuid4().hex[:4]}.log"
     stack.services.append(start_service("executor_service", stack.env, log, old.target))
 

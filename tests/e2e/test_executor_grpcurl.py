@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_executor_process import REPO_ROOT, ExecutorProcess
+from tests.patience import PATIENCE
 from tests.service.executor_support import unique
 
 GRPCURL = REPO_ROOT / ".venv" / "bin" / "grpcurl"
@@ -28,7 +29,7 @@ async def _grpcurl(socket: Path, *args: str, data: str | None = None) -> tuple[i
         str(GRPCURL), "-plaintext", "-unix", *flags, str(socket), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(PATIENCE):
         out, err = await process.communicate()
     return process.returncode, out.decode(), err.decode()
 

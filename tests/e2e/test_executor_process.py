@@ -16,6 +16,7 @@ from typing import BinaryIO
 import grpc
 
 from shared.stubs import executor_pb2, executor_pb2_grpc
+from tests.patience import PATIENCE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ class ExecutorProcess:
         self.channel: grpc.aio.Channel | None = None
         self.stub: executor_pb2_grpc.HookExecutorServiceStub | None = None
 
-    async def start(self, timeout: float = 20) -> None:
+    async def start(self, timeout: float = PATIENCE) -> None:
         log = self._open_log()
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -80,7 +81,7 @@ class ExecutorProcess:
         await self.process.wait()
         await self.close_channel()
 
-    async def terminate(self, timeout: float = 30) -> int:
+    async def terminate(self, timeout: float = PATIENCE) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(timeout):

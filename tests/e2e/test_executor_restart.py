@@ -21,6 +21,7 @@ import pytest
 
 from shared.stubs import executor_pb2, library_pb2
 from tests.e2e.test_executor_process import ExecutorProcess
+from tests.patience import PATIENCE
 from tests.service.assignments_support import DEADLINE, POST, PRE, make_script
 from tests.service.executor_support import (
     mark_script,
@@ -71,14 +72,14 @@ def _post_runs(marks: Path) -> Counter[tuple[str, str]]:
     return found
 
 
-async def _wait_for(path: Path, timeout: float = 15) -> str:
+async def _wait_for(path: Path, timeout: float = PATIENCE) -> str:
     async with asyncio.timeout(timeout):
         while not path.exists() or not path.read_text().strip():
             await asyncio.sleep(0.02)
     return path.read_text().strip()
 
 
-async def _wait_ended(executor: ExecutorProcess, run_id: str, timeout: float = 30):
+async def _wait_ended(executor: ExecutorProcess, run_id: str, timeout: float = PATIENCE):
     async with asyncio.timeout(timeout):
         while True:
             run = (await executor.stub.GetBackupRun(
@@ -126,7 +127,7 @@ async def test_killed_in_the_pre_chain(library, process, tmp_path) -> None:
     assert sum(_post_runs(marks).values()) == 2
 
     # Every execution reached the library, the lost pre attempt included, once.
-    async with asyncio.timeout(20):
+    async with asyncio.timeout(PATIENCE):
         while True:
             records = (await library.stub.ListExecutions(
                 library_pb2.ListExecutionsRequest(run_id=run_id, page_size=100),

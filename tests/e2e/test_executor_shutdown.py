@@ -14,6 +14,7 @@ import pytest
 from shared.stubs import executor_pb2, library_pb2
 from tests.e2e.test_executor_process import ExecutorProcess
 from tests.e2e.test_executor_restart import _hook, _post_hooks, _post_runs, _wait_ended, _wait_for
+from tests.patience import PATIENCE, eventually
 from tests.service.executor_support import (  # noqa: F401 - fixtures
     POST,
     PRE,
@@ -33,9 +34,12 @@ def database_url(tmp_path) -> str:
 async def test_sigterm_drains_within_the_grace_then_kills(library, tmp_path: Path,
                                                           short_socket_dir: Path) -> None:
     marks, short_pid, long_pid = tmp_path / "marks", tmp_path / "short.pid", tmp_path / "long.pid"
+    release = tmp_path / "release"
     quick, slow = unique("quick"), unique("slow")
-    await _hook(library, quick, "quick-1", PRE, mark_script(before=f"echo $$ > {short_pid}; "
-                                                            "sleep 1\n"), 1)
+    # quick-1 ends once the test lets it, right after the SIGTERM: within the grace on a
+    # machine of any speed (a fixed `sleep 1` against a 2.5 s grace is not, on a busy one).
+    await _hook(library, quick, "quick-1", PRE, mark_script(
+        before=f"echo $$ > {short_pid}; while [ ! -e {release} ]; do sleep 0.05; done\n"), 1)
     await _hook(library, quick, "quick-2", PRE, mark_script(), 2)
     await _hook(library, slow, "slow-1", PRE, mark_script(f"echo $$ > {long_pid}; sleep 30\n"))
     await _post_hooks(library, slow)
@@ -53,8 +57,12 @@ async def test_sigterm_drains_within_the_grace_then_kills(library, tmp_path: Pat
         await _wait_for(long_pid)
         assert executor.process is not None
         executor.process.terminate()
+        # Once it drains (it logs that first), quick-1 may end: quick-2 must not start.
+        await eventually(lambda: "executor.draining" in executor.log_path.read_text(),
+                         "the executor draining")
+        release.touch()
         streams = {repo: [r.event async for r in call] for repo, call in calls.items()}
-        assert await asyncio.wait_for(executor.process.wait(), 20) == 0
+        assert await asyncio.wait_for(executor.process.wait(), PATIENCE) == 0
 
         # The short step finished within the grace; the next one did not start.
         quick_events = streams[quick]

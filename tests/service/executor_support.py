@@ -18,6 +18,7 @@ from executor_service.app import ExecutorApp, ExecutorOptions, start_executor
 from executor_service.clock import Clock
 from shared.settings import Settings
 from shared.stubs import executor_pb2, executor_pb2_grpc, library_pb2
+from tests.patience import PATIENCE
 from tests.service.assignments_support import DEADLINE, POST, PRE, make_script
 
 __all__ = ["DEADLINE", "POST", "PRE", "ExecutorHandle"]
@@ -114,7 +115,9 @@ class ExecutorHandle:
         )
         return response.run
 
-    async def wait_ended(self, run_id: str, timeout: float = 30) -> executor_pb2.BackupRun:
+    async def wait_ended(
+        self, run_id: str, timeout: float = PATIENCE
+    ) -> executor_pb2.BackupRun:
         async with asyncio.timeout(timeout):
             while True:
                 run = await self.get_run(run_id)
@@ -128,7 +131,7 @@ class ExecutorHandle:
         )
         return list(response.executions)
 
-    async def delivered(self, timeout: float = 20) -> None:
+    async def delivered(self, timeout: float = PATIENCE) -> None:
         """Every record of this executor reached the library."""
         assert await self.app.recorder.drained(timeout), "records still waiting"
 

@@ -14,6 +14,7 @@ import os
 from collections import Counter
 
 from shared.stubs import executor_pb2, library_pb2
+from tests.patience import PATIENCE
 from tests.service.executor_support import (
     POST,
     PRE,
@@ -103,7 +104,7 @@ async def test_client_cancel_kills_the_pre_hook_and_runs_the_post_chain(
         run_id = response.event.run_id
         if response.event.HasField("step_started"):
             break
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(PATIENCE):
         while not pid_file.exists() or not pid_file.read_text().strip():
             await asyncio.sleep(0.02)
     call.cancel()

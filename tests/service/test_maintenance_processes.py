@@ -18,6 +18,7 @@ import pytest
 from library_service.maintenance.framework import tracker
 from library_service.maintenance.framework.store import open_database
 from library_service.store import migrate
+from tests.patience import eventually_sync
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +45,11 @@ SAMPLE = textwrap.dedent(
                 handle.write(f"run {os.getpid()}\\n")
             self.log("executing")
             await asyncio.sleep(float(os.environ.get("SAMPLE_SLEEP", "0")))
+            gate = os.environ.get("SAMPLE_GATE")
+            for _ in range(1200):  # until the test opens the gate (a minute at most)
+                if not gate or Path(gate).exists():
+                    break
+                await asyncio.sleep(0.05)
             self.details = {"pid": os.getpid()}
 
         async def verify(self, db):
@@ -128,9 +134,18 @@ async def statuses(url: str) -> list[tuple[str, str, str]]:
 async def test_two_processes_at_once_execute_the_script_once(
     sample: Path, migrated: str, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "marker"
-    env = environment(migrated, marker, SAMPLE_SLEEP="5")
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
+    # Whichever gets the script runs it until the other has given up: both really are
+    # at it at once, however slowly either process starts.
+    env = environment(migrated, marker, SAMPLE_GATE=str(gate))
     first, second = start(sample, env), start(sample, env, "run")
+    try:
+        [executing] = eventually_sync(lambda: lines(marker), "one process executing")
+        running_pid = int(executing.split()[1])
+        other = second if running_pid == first.pid else first
+        other.wait(60)
+    finally:
+        gate.touch()
     results = [(p.wait(60), *p.communicate()) for p in (first, second)]
 
     assert len(lines(marker)) == 1
@@ -149,7 +164,7 @@ async def test_a_killed_run_is_marked_interrupted_by_the_next_caller(
     wait_for_execution(marker, victim)
     assert (await statuses(migrated))[0][1] == "pending"
     victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
+    victim.wait(60)
 
     status = run(sample, environment(migrated, marker), "status")
     assert status.returncode == 0, status.stderr
@@ -171,7 +186,7 @@ async def test_a_killed_run_is_marked_interrupted_by_the_next_run(
     victim = start(sample, environment(migrated, marker, SAMPLE_SLEEP="60"))
     wait_for_execution(marker, victim)
     victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
+    victim.wait(60)
 
     again = run(sample, environment(migrated, marker))
     assert again.returncode == 0, again.stderr
@@ -185,7 +200,7 @@ async def test_sigterm_records_the_run_as_interrupted_at_once(
     victim = start(sample, environment(migrated, marker, SAMPLE_SLEEP="60"))
     wait_for_execution(marker, victim)
     victim.send_signal(signal.SIGTERM)
-    assert victim.wait(20) == 130
+    assert victim.wait(60) == 130
     [(_, state, error)] = await statuses(migrated)
     assert (state, error) == ("failed", "interrupted: cancelled")
 

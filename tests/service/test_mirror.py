@@ -19,6 +19,7 @@ from library_service.domain.mirror import EXTERNAL_EDIT_AUTHOR, mirror_root
 from shared.settings import Settings
 from shared.stubs import library_pb2, library_pb2_grpc
 from tests.conftest import LibraryHandle
+from tests.patience import PATIENCE
 from tests.service.assignments_support import DEADLINE, rejected
 from tests.service.scripts_support import (
     create,
@@ -48,7 +49,7 @@ def _files(library) -> set[str]:
     return {entry.name for entry in _root(library).iterdir()}
 
 
-async def _eventually(check, timeout: float = 10.0) -> None:
+async def _eventually(check, timeout: float = PATIENCE) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition never became true"

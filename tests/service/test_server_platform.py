@@ -22,7 +22,7 @@ from shared.settings import Settings
 from shared.stubs import library_pb2, library_pb2_grpc
 
 TOKEN = "s3cret-token"
-DEADLINE = 10
+DEADLINE = 30
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from shared.settings import Settings
 from shared.stubs import library_pb2
 from tests.conftest import LibraryHandle
 
-DEADLINE = 10
+DEADLINE = 30
 SHIPPED = {t.name: t for t in catalog.shipped()}
 
 
@@ -253,7 +253,7 @@ async def test_a_template_cannot_be_changed_or_deleted_through_the_api(
     template is unchanged."""
     template = (await list_templates(library))[0]
     before = await library.stub.GetScript(
-        library_pb2.GetScriptRequest(id=template.script_id), timeout=10
+        library_pb2.GetScriptRequest(id=template.script_id), timeout=DEADLINE
     )
 
     for call in (
@@ -262,10 +262,10 @@ async def test_a_template_cannot_be_changed_or_deleted_through_the_api(
                 script=library_pb2.Script(id=template.script_id, content="#!/bin/sh\nexit 0\n"),
                 update_mask=FieldMask(paths=["content"]),
             ),
-            timeout=10,
+            timeout=DEADLINE,
         ),
         library.stub.DeleteScript(
-            library_pb2.DeleteScriptRequest(id=template.script_id, force=True), timeout=10
+            library_pb2.DeleteScriptRequest(id=template.script_id, force=True), timeout=DEADLINE
         ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -275,6 +275,6 @@ async def test_a_template_cannot_be_changed_or_deleted_through_the_api(
         assert found.reason == "TEMPLATE_READ_ONLY"
 
     after = await library.stub.GetScript(
-        library_pb2.GetScriptRequest(id=template.script_id), timeout=10
+        library_pb2.GetScriptRequest(id=template.script_id), timeout=DEADLINE
     )
     assert after.script == before.script

@@ -18,6 +18,7 @@ from executor_service.runner.output import OutputChunk
 from executor_service.runner.step import StepResult, StepSpec, run_step
 from executor_service.runner.subreaper import become_subreaper, is_subreaper
 from shared.stubs import library_pb2
+from tests.patience import PATIENCE, eventually
 
 Status = library_pb2.ExecutionStatus
 
@@ -92,9 +93,9 @@ def escaping_tree(tag: str) -> str:
 
 
 async def wait_for_survivors(tag: str, expected: int) -> None:
-    deadline = time.monotonic() + 10
-    while len(survivors(tag)) < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    """Until the tree has all started (``sleep 0.3`` in the script is no promise on a
+    busy machine): a process forked after the kill is not what the test is about."""
+    await eventually(lambda: len(survivors(tag)) >= expected, f"{expected} processes running")
 
 
 def test_subreaper_flag() -> None:
@@ -105,13 +106,16 @@ async def test_timeout_kills_the_whole_tree_and_keeps_partial_output(
     work_root: Path, tag: str
 ) -> None:
     script = escaping_tree(tag) + f"echo partial >&2\nsleep {tag}5\n"
-    result = await run_step(spec(script, timeout=1.5), Collector(), work_root=work_root)
+    # Time enough to scatter the tree and print on a busy machine: what the timeout kills
+    # and keeps is the point, not how soon.
+    result = await run_step(spec(script, timeout=5), Collector(), work_root=work_root)
     assert result.status == Status.EXECUTION_STATUS_TIMED_OUT
     assert result.exit_code == -15
-    assert result.error_message == "timed out after 1.5 s; ended by SIGTERM"
+    assert result.error_message == "timed out after 5 s; ended by SIGTERM"
     assert result.stdout.head == b"ready\n"
     assert result.stderr.head == b"partial\n"
-    assert 1500 <= result.duration_ms < 5000
+    # Ended at the timeout (plus the grace and the sweep), not at the end of its sleeps.
+    assert 5000 <= result.duration_ms < 60_000
     assert survivors(tag) == []
     assert zombie_children() == []
     assert list(work_root.iterdir()) == []
@@ -164,7 +168,7 @@ async def test_cancel_event_kills_and_reports_cancelled(work_root: Path, tag: st
             cancel=cancel,
         )
     )
-    await asyncio.wait_for(collector.ready.wait(), 10)
+    await asyncio.wait_for(collector.ready.wait(), PATIENCE)
     await wait_for_survivors(tag, 5)
     assert len(survivors(tag)) == 5
     cancel.set()
@@ -181,7 +185,7 @@ async def test_task_cancellation_kills_the_tree_and_propagates(work_root: Path, 
     task = asyncio.create_task(
         run_step(spec(escaping_tree(tag) + f"sleep {tag}5\n"), collector, work_root=work_root)
     )
-    await asyncio.wait_for(collector.ready.wait(), 10)
+    await asyncio.wait_for(collector.ready.wait(), PATIENCE)
     await wait_for_survivors(tag, 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -196,18 +200,15 @@ async def test_cancelled_twice_kills_without_waiting_for_the_grace(
     collector = Collector()
     script = f"trap '' TERM\necho ready\nsleep {tag}1\n"
     task = asyncio.create_task(run_step(spec(script, grace=30), collector, work_root=work_root))
-    await asyncio.wait_for(collector.ready.wait(), 10)
+    await asyncio.wait_for(collector.ready.wait(), PATIENCE)
     task.cancel()
-    await asyncio.sleep(0.2)  # now in the 30 s grace
+    await asyncio.sleep(0.2)  # now in the 30 s grace (entered without awaiting anything)
     started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert time.monotonic() - started < 5
-    deadline = time.monotonic() + 5
-    while survivors(tag) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert survivors(tag) == []
+    assert time.monotonic() - started < 20  # well short of the 30 s grace
+    await eventually(lambda: not survivors(tag), "the step's processes gone")
 
 
 async def test_failing_emit_kills_the_tree_and_propagates(work_root: Path, tag: str) -> None:
@@ -241,7 +242,7 @@ async def test_pipe_held_open_by_an_unfound_process_does_not_hang(
         result = await run_step(spec(script), Collector(), work_root=work_root)
         assert result.status == Status.EXECUTION_STATUS_SUCCEEDED
         assert result.stdout.head == b"done\n"
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 60  # it does end: the stray sleeps 1000 s
         assert len(survivors(tag)) == 1
         assert any("stdout was still open" in warning for warning in result.warnings)
     finally:
@@ -258,7 +259,7 @@ async def test_output_after_the_step_was_cancelled_is_not_sent(work_root: Path) 
         "echo ready\nsleep 100 &\nwait\n"
     )
     task = asyncio.create_task(run_step(spec(script, grace=1), collector, work_root=work_root))
-    await asyncio.wait_for(collector.ready.wait(), 10)
+    await asyncio.wait_for(collector.ready.wait(), PATIENCE)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -15,7 +15,7 @@ import pytest
 
 from executor_service.runner.capture import HEAD_LIMIT, TAIL_LIMIT
 from executor_service.runner.environment import BASE_PATH, build_environment
-from executor_service.runner.output import CHUNK_LIMIT, OutputChunk
+from executor_service.runner.output import CHUNK_LIMIT, FLUSH_DELAY, OutputChunk
 from executor_service.runner.step import StepResult, StepSpec, run_step
 from executor_service.runner.subreaper import become_subreaper
 from shared.stubs import executor_pb2, library_pb2
@@ -208,16 +208,31 @@ async def test_many_lines_make_few_full_chunks(work_root: Path) -> None:
     assert result.stdout.truncated
 
 
-async def test_slow_lines_are_coalesced_but_still_live(work_root: Path) -> None:
-    collector = Collector()
-    script = "for i in $(seq 1 100); do echo line $i; sleep 0.005; done; sleep 1"
-    started = time.monotonic()
-    await run_step(spec(script), collector, work_root=work_root)
+async def test_slow_lines_are_coalesced_but_still_live(work_root: Path, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+
+    class Watching(Collector):
+        async def __call__(self, chunk: OutputChunk) -> None:
+            await super().__call__(chunk)
+            seen.touch()
+
+    collector = Watching()
+    # After its lines the script waits (a minute at most) for the first chunk to arrive:
+    # exit 0 says the output came while it still ran, not at its end.
+    script = (
+        "for i in $(seq 1 100); do echo line $i; sleep 0.005; done\n"
+        f"for i in $(seq 1 600); do [ -e {seen} ] && exit 0; sleep 0.1; done; exit 1\n"
+    )
+    result = await run_step(spec(script), collector, work_root=work_root)
     assert collector.stream(STDOUT).count(b"\n") == 100
-    # 100 lines over >= 0.5 s with a 50 ms flush delay: about ten chunks, never 100.
-    assert len(collector.chunks) < 40
-    # ...and they came while the script was still running, not at its end.
-    assert collector.arrivals[0] - started < 0.9
+    assert result.exit_code == 0, "no output arrived while the script was running"
+    # Coalesced: a chunk goes FLUSH_DELAY after its first byte and the pump reads on only
+    # once it is sent, so chunks are at least FLUSH_DELAY apart (the end of the stream is
+    # flushed at once): 100 lines over >= 0.5 s make about ten chunks, never 100, however
+    # slowly the machine runs the script.
+    span = collector.arrivals[-1] - collector.arrivals[0]
+    assert len(collector.chunks) <= span / FLUSH_DELAY + 2, (len(collector.chunks), span)
+    assert len(collector.chunks) < 100
 
 
 async def test_head_and_tail_capture(work_root: Path) -> None:

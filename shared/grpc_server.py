@@ -119,11 +119,7 @@ async def start_server(
         await health_server.start()
         running.health_server = health_server
     transport = (
-        "plaintext"
-        if transport_credentials is None
-        else "mtls"
-        if tls and tls.mutual
-        else "tls"
+        "plaintext" if transport_credentials is None else "mtls" if tls and tls.mutual else "tls"
     )
     log.info(
         "server.started",

@@ -41,8 +41,14 @@ def run_template(
         **parameters,
     }
     result = subprocess.run(
-        ["/bin/bash", str(script)], env=env, cwd=home, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        ["/bin/bash", str(script)],
+        env=env,
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return Ran(result.returncode, result.stdout, result.stderr)
 

@@ -1,6 +1,5 @@
 """grpcurl against a real executor process over a unix socket: reflection and calls."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +25,14 @@ async def _grpcurl(socket: Path, *args: str, data: str | None = None) -> tuple[i
     """``grpcurl -plaintext -unix [-d data] <socket> args...``"""
     flags = ["-d", data] if data is not None else []
     process = await asyncio.create_subprocess_exec(
-        str(GRPCURL), "-plaintext", "-unix", *flags, str(socket), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(GRPCURL),
+        "-plaintext",
+        "-unix",
+        *flags,
+        str(socket),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(PATIENCE):
         out, err = await process.communicate()
@@ -37,8 +42,9 @@ async def _grpcurl(socket: Path, *args: str, data: str | None = None) -> tuple[i
 async def test_grpcurl_lists_and_calls_over_a_unix_socket(
     library, tmp_path: Path, short_socket_dir: Path
 ) -> None:
-    executor = ExecutorProcess(library_address=library.address, state_dir=tmp_path / "state",
-                               socket_dir=short_socket_dir)
+    executor = ExecutorProcess(
+        library_address=library.address, state_dir=tmp_path / "state", socket_dir=short_socket_dir
+    )
     await executor.start()
     try:
         code, out, err = await _grpcurl(executor.socket, "list")
@@ -51,17 +57,18 @@ async def test_grpcurl_lists_and_calls_over_a_unix_socket(
 
         # A streaming call: a repository without hooks proceeds straight away.
         request = json.dumps({"repository_id": unique("repo"), "lease_seconds": 120})
-        code, out, err = await _grpcurl(executor.socket, f"{SERVICE}/BeginBackup",
-                                        data=request)
+        code, out, err = await _grpcurl(executor.socket, f"{SERVICE}/BeginBackup", data=request)
         assert code == 0, err
-        events = [json.loads(chunk)["event"] for chunk in out.replace("}\n{", "}\x00{")
-                  .split("\x00")]
+        events = [
+            json.loads(chunk)["event"] for chunk in out.replace("}\n{", "}\x00{").split("\x00")
+        ]
         assert [list(set(e) & {"plan", "summary"}) for e in events] == [["plan"], ["summary"]]
         assert events[-1]["summary"]["verdict"] == "VERDICT_PROCEED"
 
         # An error carries its code.
-        code, out, err = await _grpcurl(executor.socket, f"{SERVICE}/GetBackupRun",
-                                        data='{"run_id": "nope"}')
+        code, out, err = await _grpcurl(
+            executor.socket, f"{SERVICE}/GetBackupRun", data='{"run_id": "nope"}'
+        )
         assert code != 0 and "NotFound" in err
     finally:
         await executor.stop_if_running()

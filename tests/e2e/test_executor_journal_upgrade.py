@@ -43,8 +43,11 @@ def _fixture_executor_id(path: Path) -> str:
 async def _ended(executor: ExecutorProcess, run_id: str, timeout: float = 60):
     async with asyncio.timeout(timeout):
         while True:
-            run = (await executor.stub.GetBackupRun(
-                executor_pb2.GetBackupRunRequest(run_id=run_id), timeout=DEADLINE)).run
+            run = (
+                await executor.stub.GetBackupRun(
+                    executor_pb2.GetBackupRunRequest(run_id=run_id), timeout=DEADLINE
+                )
+            ).run
             if run.state == executor_pb2.RUN_STATE_ENDED:
                 return run
             await asyncio.sleep(0.1)
@@ -54,9 +57,14 @@ async def _history(library, run_id: str, count: int, timeout: float = 60):
     """The library's records of the run, once it has ``count`` of them."""
     async with asyncio.timeout(timeout):
         while True:
-            records = list((await library.stub.ListExecutions(
-                library_pb2.ListExecutionsRequest(run_id=run_id, page_size=100),
-                timeout=DEADLINE)).executions)
+            records = list(
+                (
+                    await library.stub.ListExecutions(
+                        library_pb2.ListExecutionsRequest(run_id=run_id, page_size=100),
+                        timeout=DEADLINE,
+                    )
+                ).executions
+            )
             if len(records) >= count:
                 return records
             await asyncio.sleep(0.1)
@@ -73,8 +81,9 @@ async def test_a_post_chain_owed_by_an_old_journal_runs_once_after_the_upgrade(
     assert _user_version(journal) == 0
     executor_id = _fixture_executor_id(journal)
 
-    executor = ExecutorProcess(library_address=library.address, state_dir=state_dir,
-                               socket_dir=short_socket_dir)
+    executor = ExecutorProcess(
+        library_address=library.address, state_dir=state_dir, socket_dir=short_socket_dir
+    )
     await executor.start()
     try:
         run = await _ended(executor, v0.RUN_ID)

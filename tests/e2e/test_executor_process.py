@@ -22,10 +22,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ExecutorProcess:
-    def __init__(self, *, library_address: str, state_dir: Path, socket_dir: Path,
-                 grace: float = 2.0, log_path: Path | None = None,
-                 python: str = sys.executable, cwd: Path = REPO_ROOT,
-                 user: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        library_address: str,
+        state_dir: Path,
+        socket_dir: Path,
+        grace: float = 2.0,
+        log_path: Path | None = None,
+        python: str = sys.executable,
+        cwd: Path = REPO_ROOT,
+        user: str | None = None,
+    ) -> None:
         # python, cwd, user: how to run it as another user (test_hook_isolation.py).
         self.python, self.cwd, self.user = python, cwd, user
         self.socket = socket_dir / "ex.sock"
@@ -50,9 +58,15 @@ class ExecutorProcess:
         log = self._open_log()
         try:
             self.process = await asyncio.create_subprocess_exec(
-                self.python, "-m", "executor_service",
-                cwd=self.cwd, env=self.environment, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log, user=self.user,
+                self.python,
+                "-m",
+                "executor_service",
+                cwd=self.cwd,
+                env=self.environment,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                user=self.user,
             )
         finally:
             log.close()
@@ -64,7 +78,8 @@ class ExecutorProcess:
                     raise RuntimeError(f"executor exited: {self.log_path.read_text()[-3000:]}")
                 try:
                     await self.stub.GetBackupRun(
-                        executor_pb2.GetBackupRunRequest(run_id="probe"), timeout=1)
+                        executor_pb2.GetBackupRunRequest(run_id="probe"), timeout=1
+                    )
                 except grpc.aio.AioRpcError as error:
                     if error.code() == grpc.StatusCode.NOT_FOUND:
                         return

@@ -9,7 +9,6 @@ on SQLite and PostgreSQL libraries.
   EndBackup runs its post chain once.
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -31,10 +30,12 @@ from tests.service.executor_support import (
 
 
 @pytest.fixture
-async def process(library, tmp_path: Path, short_socket_dir: Path
-                  ) -> AsyncIterator[ExecutorProcess]:
-    executor = ExecutorProcess(library_address=library.address, state_dir=tmp_path / "state",
-                               socket_dir=short_socket_dir)
+async def process(
+    library, tmp_path: Path, short_socket_dir: Path
+) -> AsyncIterator[ExecutorProcess]:
+    executor = ExecutorProcess(
+        library_address=library.address, state_dir=tmp_path / "state", socket_dir=short_socket_dir
+    )
     await executor.start()
     try:
         yield executor
@@ -42,21 +43,36 @@ async def process(library, tmp_path: Path, short_socket_dir: Path
         await executor.stop_if_running()
 
 
-async def _hook(library, repo: str, name: str, hook_type: int, content: str, order: int = 0,
-                **assignment) -> None:
+async def _hook(
+    library, repo: str, name: str, hook_type: int, content: str, order: int = 0, **assignment
+) -> None:
     script = await make_script(library, name, content=content)
     await library.stub.AssignScript(
-        library_pb2.AssignScriptRequest(assignment=library_pb2.Assignment(
-            repository_id=repo, script_id=script.id, hook_type=hook_type,
-            execution_order=order, enabled=True, **assignment)),
+        library_pb2.AssignScriptRequest(
+            assignment=library_pb2.Assignment(
+                repository_id=repo,
+                script_id=script.id,
+                hook_type=hook_type,
+                execution_order=order,
+                enabled=True,
+                **assignment,
+            )
+        ),
         timeout=DEADLINE,
     )
 
 
 async def _post_hooks(library, repo: str) -> None:
     for order, run_on in enumerate(("SUCCESS", "FAILURE", "ALWAYS")):
-        await _hook(library, repo, f"post-{run_on.lower()}-{repo}", POST, mark_script(), order,
-                    custom_run_on=getattr(library_pb2, f"RUN_ON_{run_on}"))
+        await _hook(
+            library,
+            repo,
+            f"post-{run_on.lower()}-{repo}",
+            POST,
+            mark_script(),
+            order,
+            custom_run_on=getattr(library_pb2, f"RUN_ON_{run_on}"),
+        )
 
 
 def _lines(marks: Path) -> list[str]:
@@ -82,8 +98,11 @@ async def _wait_for(path: Path, timeout: float = PATIENCE) -> str:
 async def _wait_ended(executor: ExecutorProcess, run_id: str, timeout: float = PATIENCE):
     async with asyncio.timeout(timeout):
         while True:
-            run = (await executor.stub.GetBackupRun(
-                executor_pb2.GetBackupRunRequest(run_id=run_id), timeout=DEADLINE)).run
+            run = (
+                await executor.stub.GetBackupRun(
+                    executor_pb2.GetBackupRunRequest(run_id=run_id), timeout=DEADLINE
+                )
+            ).run
             if run.state == executor_pb2.RUN_STATE_ENDED:
                 return run
             await asyncio.sleep(0.1)
@@ -103,8 +122,10 @@ async def test_killed_in_the_pre_chain(library, process, tmp_path) -> None:
     await _hook(library, repo, "pre-slow", PRE, mark_script(f"echo $$ > {pid_file}\nsleep 30\n"))
     await _post_hooks(library, repo)
 
-    call = process.stub.BeginBackup(executor_pb2.BeginBackupRequest(
-        repository_id=repo, variables={"MARKS": str(marks)}), timeout=60)
+    call = process.stub.BeginBackup(
+        executor_pb2.BeginBackupRequest(repository_id=repo, variables={"MARKS": str(marks)}),
+        timeout=60,
+    )
     run_id = (await call.read()).event.run_id
     await _wait_for(pid_file)
     await process.kill()
@@ -129,9 +150,12 @@ async def test_killed_in_the_pre_chain(library, process, tmp_path) -> None:
     # Every execution reached the library, the lost pre attempt included, once.
     async with asyncio.timeout(PATIENCE):
         while True:
-            records = (await library.stub.ListExecutions(
-                library_pb2.ListExecutionsRequest(run_id=run_id, page_size=100),
-                timeout=DEADLINE)).executions
+            records = (
+                await library.stub.ListExecutions(
+                    library_pb2.ListExecutionsRequest(run_id=run_id, page_size=100),
+                    timeout=DEADLINE,
+                )
+            ).executions
             if len(records) == 3:
                 break
             await asyncio.sleep(0.2)
@@ -143,20 +167,25 @@ async def test_killed_in_the_post_chain_resumes_it(library, process, tmp_path) -
     repo, marks = unique("repo"), tmp_path / "marks"
     pid_file, flag = tmp_path / "post.pid", tmp_path / "second-attempt"
     # The second post step hangs on its first attempt only.
-    hang_once = mark_script(before=f"if [ ! -e {flag} ]; then touch {flag}; "
-                            f"echo $$ > {pid_file}; sleep 30; fi\n")
+    hang_once = mark_script(
+        before=f"if [ ! -e {flag} ]; then touch {flag}; echo $$ > {pid_file}; sleep 30; fi\n"
+    )
     always = {"custom_run_on": library_pb2.RUN_ON_ALWAYS}
     await _hook(library, repo, "post-1", POST, mark_script(), 1, **always)
     await _hook(library, repo, "post-2", POST, hang_once, 2, **always)
     await _hook(library, repo, "post-3", POST, mark_script(), 3, **always)
 
-    begin = process.stub.BeginBackup(executor_pb2.BeginBackupRequest(
-        repository_id=repo, variables={"MARKS": str(marks)}), timeout=60)
+    begin = process.stub.BeginBackup(
+        executor_pb2.BeginBackupRequest(repository_id=repo, variables={"MARKS": str(marks)}),
+        timeout=60,
+    )
     events = [r.event async for r in begin]
     assert summary_of(events).verdict == executor_pb2.VERDICT_PROCEED
     run_id = events[0].run_id
-    end = process.stub.EndBackup(executor_pb2.EndBackupRequest(
-        run_id=run_id, outcome=library_pb2.BACKUP_OUTCOME_WARNING), timeout=60)
+    end = process.stub.EndBackup(
+        executor_pb2.EndBackupRequest(run_id=run_id, outcome=library_pb2.BACKUP_OUTCOME_WARNING),
+        timeout=60,
+    )
     await end.read()
     await _wait_for(pid_file)
     await process.kill()
@@ -177,15 +206,21 @@ async def test_killed_while_awaiting_end_keeps_the_run(library, process, tmp_pat
     repo, marks = unique("repo"), tmp_path / "marks"
     await _hook(library, repo, "pre", PRE, mark_script())
     await _post_hooks(library, repo)
-    begin = process.stub.BeginBackup(executor_pb2.BeginBackupRequest(
-        repository_id=repo, variables={"MARKS": str(marks)}), timeout=60)
+    begin = process.stub.BeginBackup(
+        executor_pb2.BeginBackupRequest(repository_id=repo, variables={"MARKS": str(marks)}),
+        timeout=60,
+    )
     events = [r.event async for r in begin]
     assert summary_of(events).verdict == executor_pb2.VERDICT_PROCEED
     await process.kill()
     await process.start()
 
-    end = process.stub.EndBackup(executor_pb2.EndBackupRequest(
-        run_id=events[0].run_id, outcome=library_pb2.BACKUP_OUTCOME_SUCCESS), timeout=60)
+    end = process.stub.EndBackup(
+        executor_pb2.EndBackupRequest(
+            run_id=events[0].run_id, outcome=library_pb2.BACKUP_OUTCOME_SUCCESS
+        ),
+        timeout=60,
+    )
     summary = summary_of([r.event async for r in end])
     assert summary.post_chain_ran and summary.outcome == library_pb2.BACKUP_OUTCOME_SUCCESS
     assert _post_runs(marks) == {("success", "success"): 1, ("always", "success"): 1}

@@ -1,7 +1,6 @@
 """SIGTERM: new work stops, running steps get the grace, then are killed and recorded;
 open runs stay in the journal and are honoured by the next process."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -31,26 +30,43 @@ def database_url(tmp_path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
 
 
-async def test_sigterm_drains_within_the_grace_then_kills(library, tmp_path: Path,
-                                                          short_socket_dir: Path) -> None:
+async def test_sigterm_drains_within_the_grace_then_kills(
+    library, tmp_path: Path, short_socket_dir: Path
+) -> None:
     marks, short_pid, long_pid = tmp_path / "marks", tmp_path / "short.pid", tmp_path / "long.pid"
     release = tmp_path / "release"
     quick, slow = unique("quick"), unique("slow")
     # quick-1 ends once the test lets it, right after the SIGTERM: within the grace on a
     # machine of any speed (a fixed `sleep 1` against a 2.5 s grace is not, on a busy one).
-    await _hook(library, quick, "quick-1", PRE, mark_script(
-        before=f"echo $$ > {short_pid}; while [ ! -e {release} ]; do sleep 0.05; done\n"), 1)
+    await _hook(
+        library,
+        quick,
+        "quick-1",
+        PRE,
+        mark_script(
+            before=f"echo $$ > {short_pid}; while [ ! -e {release} ]; do sleep 0.05; done\n"
+        ),
+        1,
+    )
     await _hook(library, quick, "quick-2", PRE, mark_script(), 2)
     await _hook(library, slow, "slow-1", PRE, mark_script(f"echo $$ > {long_pid}; sleep 30\n"))
     await _post_hooks(library, slow)
 
-    executor = ExecutorProcess(library_address=library.address, state_dir=tmp_path / "state",
-                               socket_dir=short_socket_dir, grace=2.5)
+    executor = ExecutorProcess(
+        library_address=library.address,
+        state_dir=tmp_path / "state",
+        socket_dir=short_socket_dir,
+        grace=2.5,
+    )
     await executor.start()
     try:
         calls = {
-            repo: executor.stub.BeginBackup(executor_pb2.BeginBackupRequest(
-                repository_id=repo, variables={"MARKS": str(marks)}), timeout=60)
+            repo: executor.stub.BeginBackup(
+                executor_pb2.BeginBackupRequest(
+                    repository_id=repo, variables={"MARKS": str(marks)}
+                ),
+                timeout=60,
+            )
             for repo in (quick, slow)
         }
         await _wait_for(short_pid)
@@ -58,8 +74,9 @@ async def test_sigterm_drains_within_the_grace_then_kills(library, tmp_path: Pat
         assert executor.process is not None
         executor.process.terminate()
         # Once it drains (it logs that first), quick-1 may end: quick-2 must not start.
-        await eventually(lambda: "executor.draining" in executor.log_path.read_text(),
-                         "the executor draining")
+        await eventually(
+            lambda: "executor.draining" in executor.log_path.read_text(), "the executor draining"
+        )
         release.touch()
         streams = {repo: [r.event async for r in call] for repo, call in calls.items()}
         assert await asyncio.wait_for(executor.process.wait(), PATIENCE) == 0
@@ -83,8 +100,9 @@ async def test_sigterm_drains_within_the_grace_then_kills(library, tmp_path: Pat
 
         # New calls are refused while down; the next process honours both open runs.
         with pytest.raises(grpc.aio.AioRpcError):
-            await executor.stub.GetBackupRun(executor_pb2.GetBackupRunRequest(run_id="x"),
-                                             timeout=2)
+            await executor.stub.GetBackupRun(
+                executor_pb2.GetBackupRunRequest(run_id="x"), timeout=2
+            )
         await executor.close_channel()
         await executor.start()
         for events in streams.values():

@@ -245,9 +245,7 @@ async def test_sigterm_lets_an_in_flight_call_finish_then_exits_zero(
                 library.process.send_signal(signal.SIGTERM)
                 # Probes see the drain as soon as the process handles the signal (on a
                 # busy machine that is not within any fixed time); new calls are refused.
-                await eventually(
-                    lambda: _not_serving(library), "health NOT_SERVING after SIGTERM"
-                )
+                await eventually(lambda: _not_serving(library), "health NOT_SERVING after SIGTERM")
                 assert library.process.poll() is None, "exited before draining"
                 async with grpc.aio.insecure_channel(library.address) as fresh:
                     with pytest.raises(grpc.aio.AioRpcError) as refused:

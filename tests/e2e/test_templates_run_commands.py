@@ -21,7 +21,9 @@ def bin_dir(tmp_path: Path) -> Path:
 
 def test_docker_stop_stops_each_container_in_order(tmp_path: Path, bin_dir: Path) -> None:
     docker = StandIn(bin_dir, "docker")
-    ran = run_template("docker-stop", {"CONTAINERS": "app  db"}, home=tmp_path, path_first=[bin_dir])
+    ran = run_template(
+        "docker-stop", {"CONTAINERS": "app  db"}, home=tmp_path, path_first=[bin_dir]
+    )
     assert ran.returncode == 0, ran.stderr
     assert docker.calls() == [["stop", "-t", "30", "app"], ["stop", "-t", "30", "db"]]
     assert "2 container(s) stopped" in ran.stdout
@@ -30,8 +32,10 @@ def test_docker_stop_stops_each_container_in_order(tmp_path: Path, bin_dir: Path
 def test_docker_stop_aborts_at_the_first_failure(tmp_path: Path, bin_dir: Path) -> None:
     docker = StandIn(bin_dir, "docker", fail_on=("missing",))
     ran = run_template(
-        "docker-stop", {"CONTAINERS": "missing db", "STOP_TIMEOUT": "5"},
-        home=tmp_path, path_first=[bin_dir],
+        "docker-stop",
+        {"CONTAINERS": "missing db", "STOP_TIMEOUT": "5"},
+        home=tmp_path,
+        path_first=[bin_dir],
     )
     assert ran.returncode != 0
     assert docker.calls() == [["stop", "-t", "5", "missing"]]
@@ -42,7 +46,10 @@ def test_docker_stop_aborts_at_the_first_failure(tmp_path: Path, bin_dir: Path) 
     [
         ({}, "CONTAINERS is required"),
         ({"CONTAINERS": "   "}, "CONTAINERS names no container"),
-        ({"CONTAINERS": "app", "STOP_TIMEOUT": "5; rm -rf /"}, "STOP_TIMEOUT must be a whole number"),
+        (
+            {"CONTAINERS": "app", "STOP_TIMEOUT": "5; rm -rf /"},
+            "STOP_TIMEOUT must be a whole number",
+        ),
     ],
 )
 def test_docker_stop_refuses_bad_parameters(
@@ -57,8 +64,10 @@ def test_docker_stop_refuses_bad_parameters(
 def test_a_custom_docker_command(tmp_path: Path, bin_dir: Path) -> None:
     podman = StandIn(bin_dir, "podman")
     ran = run_template(
-        "docker-stop", {"CONTAINERS": "app", "DOCKER": "podman --remote"},
-        home=tmp_path, path_first=[bin_dir],
+        "docker-stop",
+        {"CONTAINERS": "app", "DOCKER": "podman --remote"},
+        home=tmp_path,
+        path_first=[bin_dir],
     )
     assert ran.returncode == 0, ran.stderr
     assert podman.calls() == [["--remote", "stop", "-t", "30", "app"]]
@@ -66,14 +75,18 @@ def test_a_custom_docker_command(tmp_path: Path, bin_dir: Path) -> None:
 
 def test_docker_start_starts_in_reverse_order_by_default(tmp_path: Path, bin_dir: Path) -> None:
     docker = StandIn(bin_dir, "docker")
-    ran = run_template("docker-start", {"CONTAINERS": "app db"}, home=tmp_path, path_first=[bin_dir])
+    ran = run_template(
+        "docker-start", {"CONTAINERS": "app db"}, home=tmp_path, path_first=[bin_dir]
+    )
     assert ran.returncode == 0, ran.stderr
     assert docker.calls() == [["start", "db"], ["start", "app"]]
 
     given = StandIn(tmp_path / "bin2", "docker")
     ran = run_template(
-        "docker-start", {"CONTAINERS": "app db", "START_ORDER": "given"},
-        home=tmp_path, path_first=[tmp_path / "bin2"],
+        "docker-start",
+        {"CONTAINERS": "app db", "START_ORDER": "given"},
+        home=tmp_path,
+        path_first=[tmp_path / "bin2"],
     )
     assert ran.returncode == 0, ran.stderr
     assert given.calls() == [["start", "app"], ["start", "db"]]
@@ -91,9 +104,13 @@ def test_docker_start_tries_every_container_and_names_the_failures(
     assert "could not start: db" in ran.stderr
 
 
-@pytest.mark.parametrize(("template", "flag"), [
-    ("nextcloud-maintenance-on", "--on"), ("nextcloud-maintenance-off", "--off"),
-])
+@pytest.mark.parametrize(
+    ("template", "flag"),
+    [
+        ("nextcloud-maintenance-on", "--on"),
+        ("nextcloud-maintenance-off", "--off"),
+    ],
+)
 def test_nextcloud_maintenance_through_docker_exec(
     tmp_path: Path, bin_dir: Path, template: str, flag: str
 ) -> None:
@@ -105,8 +122,10 @@ def test_nextcloud_maintenance_through_docker_exec(
     ]
     custom = StandIn(tmp_path / "bin2", "docker")
     ran = run_template(
-        template, {"NEXTCLOUD_CONTAINER": "nextcloud-aio-nextcloud", "NEXTCLOUD_USER": "33"},
-        home=tmp_path, path_first=[tmp_path / "bin2"],
+        template,
+        {"NEXTCLOUD_CONTAINER": "nextcloud-aio-nextcloud", "NEXTCLOUD_USER": "33"},
+        home=tmp_path,
+        path_first=[tmp_path / "bin2"],
     )
     assert ran.returncode == 0, ran.stderr
     assert custom.calls() == [
@@ -114,9 +133,13 @@ def test_nextcloud_maintenance_through_docker_exec(
     ]
 
 
-@pytest.mark.parametrize(("template", "flag"), [
-    ("nextcloud-maintenance-on", "--on"), ("nextcloud-maintenance-off", "--off"),
-])
+@pytest.mark.parametrize(
+    ("template", "flag"),
+    [
+        ("nextcloud-maintenance-on", "--on"),
+        ("nextcloud-maintenance-off", "--off"),
+    ],
+)
 def test_nextcloud_maintenance_through_an_occ_command(
     tmp_path: Path, bin_dir: Path, template: str, flag: str
 ) -> None:
@@ -138,9 +161,13 @@ def test_a_failing_occ_fails_the_hook(tmp_path: Path, bin_dir: Path) -> None:
     assert ran.returncode != 0
 
 
-@pytest.mark.parametrize(("template", "verb"), [
-    ("systemd-unit-stop", "stop"), ("systemd-unit-start", "start"),
-])
+@pytest.mark.parametrize(
+    ("template", "verb"),
+    [
+        ("systemd-unit-stop", "stop"),
+        ("systemd-unit-start", "start"),
+    ],
+)
 def test_systemd_units(tmp_path: Path, bin_dir: Path, template: str, verb: str) -> None:
     systemctl = StandIn(bin_dir, "systemctl")
     ran = run_template(
@@ -150,8 +177,10 @@ def test_systemd_units(tmp_path: Path, bin_dir: Path, template: str, verb: str) 
     assert systemctl.calls() == [[verb, "--", "gitea.service", "backup.timer"]]
     user = StandIn(tmp_path / "bin2", "systemctl")
     ran = run_template(
-        template, {"UNITS": "app.service", "SYSTEMCTL": "systemctl --user"},
-        home=tmp_path, path_first=[tmp_path / "bin2"],
+        template,
+        {"UNITS": "app.service", "SYSTEMCTL": "systemctl --user"},
+        home=tmp_path,
+        path_first=[tmp_path / "bin2"],
     )
     assert ran.returncode == 0, ran.stderr
     assert user.calls() == [["--user", verb, "--", "app.service"]]
@@ -214,12 +243,21 @@ def test_skip_unless_mounted_without_util_linux(tmp_path: Path) -> None:
     os.symlink("/usr/bin/stat", bare / "stat")
     unplugged = tmp_path / "usb-disk"
     unplugged.mkdir()
-    assert run_template(
-        "skip-unless-mounted", {"MOUNT_POINT": "/proc"}, home=tmp_path, path=str(bare)
-    ).returncode == 0
-    assert run_template(
-        "skip-unless-mounted", {"MOUNT_POINT": str(unplugged)}, home=tmp_path, path=str(bare)
-    ).returncode == 75
-    assert run_template(
-        "skip-unless-mounted", {"MOUNT_POINT": "/"}, home=tmp_path, path=str(bare)
-    ).returncode == 0
+    assert (
+        run_template(
+            "skip-unless-mounted", {"MOUNT_POINT": "/proc"}, home=tmp_path, path=str(bare)
+        ).returncode
+        == 0
+    )
+    assert (
+        run_template(
+            "skip-unless-mounted", {"MOUNT_POINT": str(unplugged)}, home=tmp_path, path=str(bare)
+        ).returncode
+        == 75
+    )
+    assert (
+        run_template(
+            "skip-unless-mounted", {"MOUNT_POINT": "/"}, home=tmp_path, path=str(bare)
+        ).returncode
+        == 0
+    )

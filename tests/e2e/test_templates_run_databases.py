@@ -26,7 +26,7 @@ MYSQL = {
     "MYSQL_USER": os.environ.get("HOOKSHELF_TEST_MYSQL_USER", "root"),
     "MYSQL_PASSWORD": os.environ.get("HOOKSHELF_TEST_MYSQL_PASSWORD", ""),
 }
-ROWS = [(1, "plain"), (2, "ünïcødé ✓"), (3, None), (4, "it's \"quoted\"; DROP TABLE x")]
+ROWS = [(1, "plain"), (2, "ünïcødé ✓"), (3, None), (4, 'it\'s "quoted"; DROP TABLE x')]
 
 
 def pg_parameters(database: str, dump_file: Path, **more: str) -> dict[str, str]:
@@ -110,7 +110,15 @@ async def test_postgres_dump_restores_into_a_fresh_database(
     restore = (
         ["pg_restore", "--no-owner", "--dbname", pg_dsn(target), str(dump_file)]
         if dump_format == "custom"
-        else ["psql", "--quiet", "--set", "ON_ERROR_STOP=1", "--file", str(dump_file), pg_dsn(target)]
+        else [
+            "psql",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--file",
+            str(dump_file),
+            pg_dsn(target),
+        ]
     )
     await asyncio.to_thread(subprocess.run, restore, check=True, capture_output=True, timeout=60)
     assert await pg_rows(target) == await pg_rows(source) == [tuple(r) for r in ROWS]
@@ -122,7 +130,8 @@ async def test_postgres_dump_of_a_missing_database_fails_and_keeps_the_old_dump(
     dump_file = tmp_path / "postgres.dump"
     dump_file.write_text("yesterday's dump")
     ran = run_template(
-        "postgres-dump", pg_parameters(f"hs_missing_{uuid.uuid4().hex[:8]}", dump_file),
+        "postgres-dump",
+        pg_parameters(f"hs_missing_{uuid.uuid4().hex[:8]}", dump_file),
         home=tmp_path,
     )
     assert ran.returncode != 0 and "does not exist" in ran.stderr
@@ -134,9 +143,14 @@ def test_postgres_password_travels_in_the_environment_only(tmp_path: Path) -> No
     pg_dump = StandIn(tmp_path / "bin", "pg_dump", report_env=("PGPASSWORD",), stdout="dump")
     ran = run_template(
         "postgres-dump",
-        pg_parameters("app", tmp_path / "app.dump", POSTGRES_PASSWORD="s3cret pass",
-                      PG_DUMP_OPTIONS="--exclude-table=logs"),
-        home=tmp_path, path_first=[tmp_path / "bin"],
+        pg_parameters(
+            "app",
+            tmp_path / "app.dump",
+            POSTGRES_PASSWORD="s3cret pass",
+            PG_DUMP_OPTIONS="--exclude-table=logs",
+        ),
+        home=tmp_path,
+        path_first=[tmp_path / "bin"],
     )
     assert ran.returncode == 0, ran.stderr
     [call] = pg_dump.entries()
@@ -159,8 +173,12 @@ def test_postgres_dump_refuses_an_unknown_format(tmp_path: Path) -> None:
 
 def mysql(*sql: str, database: str = "", stdin: Path | None = None) -> str:
     command = [
-        "mariadb", f"--host={MYSQL['MYSQL_HOST']}", f"--port={MYSQL['MYSQL_PORT']}",
-        f"--user={MYSQL['MYSQL_USER']}", "--batch", "--skip-column-names",
+        "mariadb",
+        f"--host={MYSQL['MYSQL_HOST']}",
+        f"--port={MYSQL['MYSQL_PORT']}",
+        f"--user={MYSQL['MYSQL_USER']}",
+        "--batch",
+        "--skip-column-names",
     ]
     if database:
         command.append(database)
@@ -168,7 +186,7 @@ def mysql(*sql: str, database: str = "", stdin: Path | None = None) -> str:
     if sql:
         command += ["-e", "; ".join(sql)]
     try:
-        with (stdin.open("rb") if stdin else open(os.devnull, "rb")) as source:
+        with stdin.open("rb") if stdin else open(os.devnull, "rb") as source:
             result = subprocess.run(
                 command, env=env, stdin=source, capture_output=True, timeout=60, check=False
             )
@@ -190,9 +208,7 @@ def mysql_database() -> Iterator[str]:
         f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
         f"CREATE TABLE `{name}`.notes (id INT PRIMARY KEY, note TEXT)",
         f"INSERT INTO `{name}`.notes VALUES "
-        + ", ".join(
-            f"({i}, {'NULL' if n is None else repr_sql(n)})" for i, n in ROWS
-        ),
+        + ", ".join(f"({i}, {'NULL' if n is None else repr_sql(n)})" for i, n in ROWS),
     )
     yield name
     mysql(f"DROP DATABASE IF EXISTS `{name}`")
@@ -211,7 +227,8 @@ def test_mysql_dump_restores_the_database(mysql_database: str, tmp_path: Path) -
     assert "ünïcødé ✓" in before and "NULL" in before
     dump_file = tmp_path / "dumps" / "mysql.sql"
     ran = run_template(
-        "mysql-dump", {**MYSQL, "MYSQL_DATABASES": mysql_database, "DUMP_FILE": str(dump_file)},
+        "mysql-dump",
+        {**MYSQL, "MYSQL_DATABASES": mysql_database, "DUMP_FILE": str(dump_file)},
         home=tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
@@ -227,9 +244,14 @@ def test_mysql_password_travels_in_the_environment_only(tmp_path: Path) -> None:
     dump = StandIn(tmp_path / "bin", "mariadb-dump", report_env=("MYSQL_PWD",), stdout="-- dump")
     ran = run_template(
         "mysql-dump",
-        {**MYSQL, "MYSQL_PASSWORD": "s3cret", "MYSQL_DATABASES": "app shop",
-         "DUMP_FILE": str(tmp_path / "mysql.sql")},
-        home=tmp_path, path_first=[tmp_path / "bin"],
+        {
+            **MYSQL,
+            "MYSQL_PASSWORD": "s3cret",
+            "MYSQL_DATABASES": "app shop",
+            "DUMP_FILE": str(tmp_path / "mysql.sql"),
+        },
+        home=tmp_path,
+        path_first=[tmp_path / "bin"],
     )
     assert ran.returncode == 0, ran.stderr
     [call] = dump.entries()
@@ -243,9 +265,12 @@ def test_mysql_dump_of_everything_by_default_with_a_custom_command(tmp_path: Pat
     dump = StandIn(tmp_path / "bin", "mysqldump8")
     ran = run_template(
         "mysql-dump",
-        {"MYSQL_DUMP_COMMAND": "mysqldump8 --column-statistics=0",
-         "DUMP_FILE": str(tmp_path / "all.sql")},
-        home=tmp_path, path_first=[tmp_path / "bin"],
+        {
+            "MYSQL_DUMP_COMMAND": "mysqldump8 --column-statistics=0",
+            "DUMP_FILE": str(tmp_path / "all.sql"),
+        },
+        home=tmp_path,
+        path_first=[tmp_path / "bin"],
     )
     assert ran.returncode == 0, ran.stderr
     [argv] = dump.calls()
@@ -276,8 +301,9 @@ def sqlite_rows(path: Path) -> list[tuple[object, ...]]:
         connection.close()
 
 
-@pytest.mark.parametrize("sqlite3_command", ["sqlite3", "/nonexistent/sqlite3"],
-                         ids=["sqlite3-shell", "python-fallback"])
+@pytest.mark.parametrize(
+    "sqlite3_command", ["sqlite3", "/nonexistent/sqlite3"], ids=["sqlite3-shell", "python-fallback"]
+)
 @pytest.mark.parametrize("mode", ["backup", "sql"])
 def test_sqlite_dump_copies_a_live_database(
     tmp_path: Path, mode: str, sqlite3_command: str
@@ -286,8 +312,12 @@ def test_sqlite_dump_copies_a_live_database(
     dump_file = tmp_path / "dumps" / "copy"
     ran = run_template(
         "sqlite-dump",
-        {"SQLITE_DATABASE": str(source), "DUMP_FILE": str(dump_file), "DUMP_MODE": mode,
-         "SQLITE3": sqlite3_command},
+        {
+            "SQLITE_DATABASE": str(source),
+            "DUMP_FILE": str(dump_file),
+            "DUMP_MODE": mode,
+            "SQLITE3": sqlite3_command,
+        },
         home=tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
@@ -305,7 +335,8 @@ def test_sqlite_dump_copies_a_live_database(
 def test_sqlite_dump_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "missing.db"
     ran = run_template(
-        "sqlite-dump", {"SQLITE_DATABASE": str(missing), "DUMP_FILE": str(tmp_path / "copy")},
+        "sqlite-dump",
+        {"SQLITE_DATABASE": str(missing), "DUMP_FILE": str(tmp_path / "copy")},
         home=tmp_path,
     )
     assert ran.returncode == 1 and "is not a readable file" in ran.stderr

@@ -42,7 +42,9 @@ async def instantiate(library: LibraryHandle, template: str, name: str, **values
 
 
 async def test_a_backup_wrapped_by_templates(
-    executor: ExecutorHandle, server: PingServer, tmp_path: Path  # noqa: F811 - fixture
+    executor: ExecutorHandle,
+    server: PingServer,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
 ) -> None:
     library = executor.library
     docker = StandIn(tmp_path / "bin", "docker")
@@ -67,11 +69,14 @@ async def test_a_backup_wrapped_by_templates(
         ended = summary_of(await executor.end(events[0].run_id, outcome))
         assert (ended.succeeded_count, ended.failed_count) == (2, 0)
         assert docker.calls() == [
-            ["stop", "-t", "30", "app"], ["stop", "-t", "30", "db"],
-            ["start", "db"], ["start", "app"],
+            ["stop", "-t", "30", "app"],
+            ["stop", "-t", "30", "db"],
+            ["start", "db"],
+            ["start", "app"],
         ]
         assert [path.split("?")[0] for _, path, _ in server.pings] == [
-            "/ping/abc-123/start", last_ping,
+            "/ping/abc-123/start",
+            last_ping,
         ]
 
     await executor.delivered()

@@ -59,7 +59,8 @@ def server() -> Iterator[PingServer]:
 
 def ping(server: PingServer, tmp_path: Path, **variables: str) -> tuple[int, str]:
     ran = run_template(
-        "healthcheck-ping", {"PING_URL": server.url, "PING_RETRIES": "2", **variables},
+        "healthcheck-ping",
+        {"PING_URL": server.url, "PING_RETRIES": "2", **variables},
         home=tmp_path,
     )
     return ran.returncode, ran.stdout + ran.stderr
@@ -69,10 +70,20 @@ def paths(server: PingServer) -> list[str]:
     return [path for _, path, _ in server.pings]
 
 
-def test_a_backup_that_succeeds_pings_start_then_success(server: PingServer, tmp_path: Path) -> None:
+def test_a_backup_that_succeeds_pings_start_then_success(
+    server: PingServer, tmp_path: Path
+) -> None:
     assert ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="pre-backup")[0] == 0
-    assert ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup",
-                HOOKSHELF_BACKUP_STATUS="success", HOOKSHELF_REPOSITORY_ID="repo-1")[0] == 0
+    assert (
+        ping(
+            server,
+            tmp_path,
+            HOOKSHELF_HOOK_TYPE="post-backup",
+            HOOKSHELF_BACKUP_STATUS="success",
+            HOOKSHELF_REPOSITORY_ID="repo-1",
+        )[0]
+        == 0
+    )
     assert paths(server) == ["/ping/abc-123/start", "/ping/abc-123"]
     assert {method for method, _, _ in server.pings} == {"POST"}
     assert "backup success (repository repo-1)" in server.pings[1][2]
@@ -82,16 +93,19 @@ def test_a_backup_that_succeeds_pings_start_then_success(server: PingServer, tmp
 def test_a_backup_that_did_not_succeed_pings_fail(
     server: PingServer, tmp_path: Path, status: str
 ) -> None:
-    code, _ = ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup",
-                   HOOKSHELF_BACKUP_STATUS=status)
+    code, _ = ping(
+        server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup", HOOKSHELF_BACKUP_STATUS=status
+    )
     assert code == 0
     assert paths(server) == ["/ping/abc-123/fail"]
 
 
 @pytest.mark.parametrize("status", ["warning", "SUCCESS", "BACKUP_OUTCOME_SUCCESS"])
 def test_a_warning_counts_as_success(server: PingServer, tmp_path: Path, status: str) -> None:
-    assert ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup",
-                HOOKSHELF_BACKUP_STATUS=status)[0] == 0
+    assert (
+        ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup", HOOKSHELF_BACKUP_STATUS=status)[0]
+        == 0
+    )
     assert paths(server) == ["/ping/abc-123"]
 
 
@@ -103,9 +117,14 @@ def test_other_spellings_of_a_pre_hook_ping_start(
     assert paths(server) == ["/ping/abc-123/start"]
 
 
-@pytest.mark.parametrize(("mode", "path"), [
-    ("start", "/ping/abc-123/start"), ("success", "/ping/abc-123"), ("fail", "/ping/abc-123/fail"),
-])
+@pytest.mark.parametrize(
+    ("mode", "path"),
+    [
+        ("start", "/ping/abc-123/start"),
+        ("success", "/ping/abc-123"),
+        ("fail", "/ping/abc-123/fail"),
+    ],
+)
 def test_a_forced_mode(server: PingServer, tmp_path: Path, mode: str, path: str) -> None:
     assert ping(server, tmp_path, PING_MODE=mode, HOOKSHELF_BACKUP_STATUS="failure")[0] == 0
     assert paths(server) == [path]
@@ -116,16 +135,21 @@ def test_the_run_id_pairs_start_and_end_and_a_query_string_is_kept(
 ) -> None:
     server.url += "?create=1"
     assert ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="pre-backup", HOOKSHELF_RUN_ID=RUN_ID)[0] == 0
-    assert ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="pre-backup", HOOKSHELF_RUN_ID="not-a-uuid")[0] == 0
+    assert (
+        ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="pre-backup", HOOKSHELF_RUN_ID="not-a-uuid")[0]
+        == 0
+    )
     assert paths(server) == [
-        f"/ping/abc-123/start?create=1&rid={RUN_ID}", "/ping/abc-123/start?create=1",
+        f"/ping/abc-123/start?create=1&rid={RUN_ID}",
+        "/ping/abc-123/start?create=1",
     ]
 
 
 def test_a_transient_error_is_retried(server: PingServer, tmp_path: Path) -> None:
     server.failures = 1
-    code, output = ping(server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup",
-                        HOOKSHELF_BACKUP_STATUS="success")
+    code, output = ping(
+        server, tmp_path, HOOKSHELF_HOOK_TYPE="post-backup", HOOKSHELF_BACKUP_STATUS="success"
+    )
     assert code == 0 and "success delivered" in output
     assert paths(server) == ["/ping/abc-123", "/ping/abc-123"]
 

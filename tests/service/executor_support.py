@@ -72,20 +72,33 @@ class ExecutorHandle:
         made = await make_script(self.library, name, content=content, **fields)
         return made.id
 
-    async def assign(self, repository_id: str, script_id: str, hook_type: int,
-                     order: int = 0, **fields) -> None:
+    async def assign(
+        self, repository_id: str, script_id: str, hook_type: int, order: int = 0, **fields
+    ) -> None:
         await self.library.stub.AssignScript(
             library_pb2.AssignScriptRequest(
                 assignment=library_pb2.Assignment(
-                    repository_id=repository_id, script_id=script_id, hook_type=hook_type,
-                    execution_order=order, enabled=True, **fields,
+                    repository_id=repository_id,
+                    script_id=script_id,
+                    hook_type=hook_type,
+                    execution_order=order,
+                    enabled=True,
+                    **fields,
                 )
             ),
             timeout=DEADLINE,
         )
 
-    async def hook(self, repository_id: str, name: str, hook_type: int, *, order: int = 0,
-                   content: str | None = None, **assignment) -> str:
+    async def hook(
+        self,
+        repository_id: str,
+        name: str,
+        hook_type: int,
+        *,
+        order: int = 0,
+        content: str | None = None,
+        **assignment,
+    ) -> str:
         """Make a marking script and assign it."""
         script_id = await self.script(name, content or mark_script())
         await self.assign(repository_id, script_id, hook_type, order, **assignment)
@@ -102,8 +115,9 @@ class ExecutorHandle:
         )
         return [response.event async for response in call]
 
-    async def end(self, run_id: str, outcome: int = SUCCESS, **request
-                  ) -> list[executor_pb2.HookEvent]:
+    async def end(
+        self, run_id: str, outcome: int = SUCCESS, **request
+    ) -> list[executor_pb2.HookEvent]:
         call = self.stub.EndBackup(
             executor_pb2.EndBackupRequest(run_id=run_id, outcome=outcome, **request), timeout=60
         )
@@ -115,9 +129,7 @@ class ExecutorHandle:
         )
         return response.run
 
-    async def wait_ended(
-        self, run_id: str, timeout: float = PATIENCE
-    ) -> executor_pb2.BackupRun:
+    async def wait_ended(self, run_id: str, timeout: float = PATIENCE) -> executor_pb2.BackupRun:
         async with asyncio.timeout(timeout):
             while True:
                 run = await self.get_run(run_id)
@@ -149,8 +161,9 @@ def kinds_of(events: list[executor_pb2.HookEvent]) -> list[str]:
     return [e.WhichOneof("event") for e in events]
 
 
-async def open_executor(library, tmp_path: Path, socket_dir: Path, *,
-                        options: ExecutorOptions | None = None, **settings) -> ExecutorHandle:
+async def open_executor(
+    library, tmp_path: Path, socket_dir: Path, *, options: ExecutorOptions | None = None, **settings
+) -> ExecutorHandle:
     options = options or ExecutorOptions(lease_check_interval=0.1, recorder_max_backoff=0.5)
     config = executor_settings(library.address, tmp_path / "state", socket_dir, **settings)
     app = await start_executor(config, options)

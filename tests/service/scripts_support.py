@@ -15,8 +15,13 @@ def unique_name(prefix: str = "script") -> str:
 
 
 async def create(
-    library, name: str | None = None, content: str = CONTENT, *, author: str = "tests",
-    request_id: str = "", **fields,
+    library,
+    name: str | None = None,
+    content: str = CONTENT,
+    *,
+    author: str = "tests",
+    request_id: str = "",
+    **fields,
 ) -> library_pb2.Script:
     """A new script made through CreateScript."""
     response = await library.stub.CreateScript(
@@ -31,7 +36,12 @@ async def create(
 
 
 def update_call(
-    library, script_id: str, paths: list[str], *, etag: str = "", author: str = "tests",
+    library,
+    script_id: str,
+    paths: list[str],
+    *,
+    etag: str = "",
+    author: str = "tests",
     **fields,
 ):
     """The UpdateScript call (awaitable), for tests that expect it to fail."""

@@ -1,6 +1,5 @@
 """Requests that cannot start are RPC errors with a code and the field at fault."""
 
-
 from __future__ import annotations
 
 import grpc
@@ -38,8 +37,9 @@ async def _error(call) -> grpc.RpcError:
 async def test_unknown_run_is_not_found_everywhere(executor) -> None:
     stub = executor.stub
     for call in (
-        stub.EndBackup(executor_pb2.EndBackupRequest(run_id="nope", outcome=SUCCESS),
-                       timeout=DEADLINE),
+        stub.EndBackup(
+            executor_pb2.EndBackupRequest(run_id="nope", outcome=SUCCESS), timeout=DEADLINE
+        ),
         stub.RenewBackup(executor_pb2.RenewBackupRequest(run_id="nope"), timeout=DEADLINE),
         stub.GetBackupRun(executor_pb2.GetBackupRunRequest(run_id="nope"), timeout=DEADLINE),
     ):
@@ -52,8 +52,11 @@ async def test_second_begin_for_a_repository_is_failed_precondition(executor) ->
     repo = unique("repo")
     first = await executor.begin(repo)
     run_id = first[0].run_id
-    error = await _error(executor.stub.BeginBackup(
-        executor_pb2.BeginBackupRequest(repository_id=repo), timeout=DEADLINE))
+    error = await _error(
+        executor.stub.BeginBackup(
+            executor_pb2.BeginBackupRequest(repository_id=repo), timeout=DEADLINE
+        )
+    )
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert details_of(error).metadata["run_id"] == run_id
     # Another repository is free; once ended, the first is free again.
@@ -63,55 +66,80 @@ async def test_second_begin_for_a_repository_is_failed_precondition(executor) ->
 
 
 async def test_bad_begin_requests_name_every_bad_field(executor) -> None:
-    error = await _error(executor.stub.BeginBackup(
-        executor_pb2.BeginBackupRequest(
-            repository_id="",
-            lease_seconds=10,
-            variables={"bad-name": "x", "HOOKSHELF_RUN_ID": "spoof", "OK": "fine"},
-        ),
-        timeout=DEADLINE,
-    ))
+    error = await _error(
+        executor.stub.BeginBackup(
+            executor_pb2.BeginBackupRequest(
+                repository_id="",
+                lease_seconds=10,
+                variables={"bad-name": "x", "HOOKSHELF_RUN_ID": "spoof", "OK": "fine"},
+            ),
+            timeout=DEADLINE,
+        )
+    )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = details_of(error).field_violations
-    assert set(fields) == {"repository_id", "lease_seconds", "variables[bad-name]",
-                           "variables[HOOKSHELF_RUN_ID]"}
+    assert set(fields) == {
+        "repository_id",
+        "lease_seconds",
+        "variables[bad-name]",
+        "variables[HOOKSHELF_RUN_ID]",
+    }
     assert "reserved" in fields["variables[HOOKSHELF_RUN_ID]"]
 
-    error = await _error(executor.stub.BeginBackup(
-        executor_pb2.BeginBackupRequest(repository_id="r", lease_seconds=86_401),
-        timeout=DEADLINE))
+    error = await _error(
+        executor.stub.BeginBackup(
+            executor_pb2.BeginBackupRequest(repository_id="r", lease_seconds=86_401),
+            timeout=DEADLINE,
+        )
+    )
     assert set(details_of(error).field_violations) == {"lease_seconds"}
 
 
 async def test_bad_end_and_renew_requests(executor) -> None:
     repo = unique("repo")
     run_id = (await executor.begin(repo))[0].run_id
-    for outcome in (library_pb2.BACKUP_OUTCOME_UNSPECIFIED, library_pb2.BACKUP_OUTCOME_ABORTED,
-                    library_pb2.BACKUP_OUTCOME_SKIPPED, 99):
-        error = await _error(executor.stub.EndBackup(
-            executor_pb2.EndBackupRequest(run_id=run_id, outcome=outcome), timeout=DEADLINE))
+    for outcome in (
+        library_pb2.BACKUP_OUTCOME_UNSPECIFIED,
+        library_pb2.BACKUP_OUTCOME_ABORTED,
+        library_pb2.BACKUP_OUTCOME_SKIPPED,
+        99,
+    ):
+        error = await _error(
+            executor.stub.EndBackup(
+                executor_pb2.EndBackupRequest(run_id=run_id, outcome=outcome), timeout=DEADLINE
+            )
+        )
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert set(details_of(error).field_violations) == {"outcome"}, outcome
-    error = await _error(executor.stub.EndBackup(
-        executor_pb2.EndBackupRequest(run_id=run_id, outcome=SUCCESS, variables={"a": "b"}),
-        timeout=DEADLINE))
+    error = await _error(
+        executor.stub.EndBackup(
+            executor_pb2.EndBackupRequest(run_id=run_id, outcome=SUCCESS, variables={"a": "b"}),
+            timeout=DEADLINE,
+        )
+    )
     assert set(details_of(error).field_violations) == {"variables[a]"}
-    error = await _error(executor.stub.RenewBackup(
-        executor_pb2.RenewBackupRequest(run_id=run_id, lease_seconds=59), timeout=DEADLINE))
+    error = await _error(
+        executor.stub.RenewBackup(
+            executor_pb2.RenewBackupRequest(run_id=run_id, lease_seconds=59), timeout=DEADLINE
+        )
+    )
     assert set(details_of(error).field_violations) == {"lease_seconds"}
-    error = await _error(executor.stub.GetBackupRun(
-        executor_pb2.GetBackupRunRequest(run_id=""), timeout=DEADLINE))
+    error = await _error(
+        executor.stub.GetBackupRun(executor_pb2.GetBackupRunRequest(run_id=""), timeout=DEADLINE)
+    )
     assert set(details_of(error).field_violations) == {"run_id"}
 
     # A valid renewal moves the lease; after the end there is nothing to renew.
     before = (await executor.get_run(run_id)).lease_expire_time.ToSeconds()
     executor.clock.advance(30)
     renewed = await executor.stub.RenewBackup(
-        executor_pb2.RenewBackupRequest(run_id=run_id, lease_seconds=3600), timeout=DEADLINE)
+        executor_pb2.RenewBackupRequest(run_id=run_id, lease_seconds=3600), timeout=DEADLINE
+    )
     assert renewed.lease_expire_time.ToSeconds() >= before + 3000
     await executor.end(run_id, SUCCESS)
-    error = await _error(executor.stub.RenewBackup(
-        executor_pb2.RenewBackupRequest(run_id=run_id), timeout=DEADLINE))
+    error = await _error(
+        executor.stub.RenewBackup(executor_pb2.RenewBackupRequest(run_id=run_id), timeout=DEADLINE)
+    )
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
@@ -120,11 +148,15 @@ async def test_end_during_the_pre_chain_is_failed_precondition(executor) -> None
     await executor.hook(repo, unique("slow"), PRE, content=mark_script("sleep 3\n"))
     call = executor.stub.BeginBackup(
         executor_pb2.BeginBackupRequest(repository_id=repo, variables=executor.variables()),
-        timeout=30)
+        timeout=30,
+    )
     first = await call.read()
-    error = await _error(executor.stub.EndBackup(
-        executor_pb2.EndBackupRequest(run_id=first.event.run_id, outcome=SUCCESS),
-        timeout=DEADLINE))
+    error = await _error(
+        executor.stub.EndBackup(
+            executor_pb2.EndBackupRequest(run_id=first.event.run_id, outcome=SUCCESS),
+            timeout=DEADLINE,
+        )
+    )
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     call.cancel()
 
@@ -132,17 +164,22 @@ async def test_end_during_the_pre_chain_is_failed_precondition(executor) -> None
 async def test_over_the_concurrency_cap_is_resource_exhausted(
     library, tmp_path, short_socket_dir
 ) -> None:
-    handle = await open_executor(library, tmp_path, short_socket_dir,
-                                 executor_max_concurrent_runs=1)
+    handle = await open_executor(
+        library, tmp_path, short_socket_dir, executor_max_concurrent_runs=1
+    )
     try:
         busy, other = unique("busy"), unique("other")
         await handle.hook(busy, unique("slow"), PRE, content=mark_script("sleep 2\n"))
         call = handle.stub.BeginBackup(
             executor_pb2.BeginBackupRequest(repository_id=busy, variables=handle.variables()),
-            timeout=30)
+            timeout=30,
+        )
         await call.read()
-        error = await _error(handle.stub.BeginBackup(
-            executor_pb2.BeginBackupRequest(repository_id=other), timeout=DEADLINE))
+        error = await _error(
+            handle.stub.BeginBackup(
+                executor_pb2.BeginBackupRequest(repository_id=other), timeout=DEADLINE
+            )
+        )
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert details_of(error).metadata["limit"] == "1"
         # Reads are not capped; once the chain is done the slot is free again.

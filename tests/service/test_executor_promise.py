@@ -6,7 +6,6 @@ exactly once and the SUCCESS-only one did not, proven by the lines the hooks wro
 (The executor being SIGKILLed is in tests/e2e/test_executor_restart.py.)
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +28,13 @@ from tests.service.executor_support import (
 
 async def _post_hooks(executor: ExecutorHandle, repo: str) -> None:
     for order, run_on in enumerate(("SUCCESS", "FAILURE", "ALWAYS")):
-        await executor.hook(repo, f"post-{run_on.lower()}-{repo}", POST, order=order,
-                            custom_run_on=getattr(library_pb2, f"RUN_ON_{run_on}"))
+        await executor.hook(
+            repo,
+            f"post-{run_on.lower()}-{repo}",
+            POST,
+            order=order,
+            custom_run_on=getattr(library_pb2, f"RUN_ON_{run_on}"),
+        )
 
 
 def _post_runs(executor: ExecutorHandle) -> Counter[tuple[str, str]]:
@@ -85,12 +89,10 @@ async def test_normal_end_for_failure(executor) -> None:
     assert _post_runs(executor) == {("failure", "failure"): 1, ("always", "failure"): 1}
 
 
-async def test_client_cancel_kills_the_pre_hook_and_runs_the_post_chain(
-    executor, tmp_path
-) -> None:
+async def test_client_cancel_kills_the_pre_hook_and_runs_the_post_chain(executor, tmp_path) -> None:
     repo = unique("repo")
     pid_file = tmp_path / "pre.pid"
-    slow = mark_script(f'echo $$ > {pid_file}\nsleep 1000\n')
+    slow = mark_script(f"echo $$ > {pid_file}\nsleep 1000\n")
     await executor.hook(repo, unique("pre-slow"), PRE, order=1, content=slow)
     await executor.hook(repo, unique("pre-never"), PRE, order=2)
     await _post_hooks(executor, repo)
@@ -143,8 +145,13 @@ async def test_lease_expiry_runs_the_post_chain_once_for_aborted(executor) -> No
 
 async def test_end_racing_the_lease_watcher_runs_the_post_chain_once(executor) -> None:
     repo = unique("repo")
-    await executor.hook(repo, f"post-always-{repo}", POST, content=mark_script("sleep 0.3\n"),
-                        custom_run_on=library_pb2.RUN_ON_ALWAYS)
+    await executor.hook(
+        repo,
+        f"post-always-{repo}",
+        POST,
+        content=mark_script("sleep 0.3\n"),
+        custom_run_on=library_pb2.RUN_ON_ALWAYS,
+    )
     run_id = (await executor.begin(repo, lease_seconds=60))[0].run_id
     executor.clock.advance(61)
     ends = await asyncio.gather(*(executor.end(run_id, SUCCESS) for _ in range(3)))
@@ -157,11 +164,13 @@ async def test_end_racing_the_lease_watcher_runs_the_post_chain_once(executor) -
 async def test_a_client_leaving_end_backup_does_not_stop_the_post_chain(executor) -> None:
     repo = unique("repo")
     slow = mark_script(before="sleep 1\n")  # marks only after the sleep: it ran to its end
-    await executor.hook(repo, f"post-always-{repo}", POST, content=slow,
-                        custom_run_on=library_pb2.RUN_ON_ALWAYS)
+    await executor.hook(
+        repo, f"post-always-{repo}", POST, content=slow, custom_run_on=library_pb2.RUN_ON_ALWAYS
+    )
     run_id = (await executor.begin(repo))[0].run_id
     call = executor.stub.EndBackup(
-        executor_pb2.EndBackupRequest(run_id=run_id, outcome=SUCCESS), timeout=30)
+        executor_pb2.EndBackupRequest(run_id=run_id, outcome=SUCCESS), timeout=30
+    )
     async for response in call:
         if response.event.HasField("step_started"):
             break

@@ -1,6 +1,5 @@
 """Recording: every execution reaches the library once, even across a library outage."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -127,9 +126,9 @@ async def test_a_result_is_told_of_only_once_synced_and_the_next_step_need_not_w
     # Each finished event reached the client after a sync that covered its result.
     for index in (0, 1):
         at = told.index(("finished", index))
-        assert any(
-            what == "synced" and covered >= index + 1 for what, covered in told[:at]
-        ), f"step {index} told of before its result was synced: {told}"
+        assert any(what == "synced" and covered >= index + 1 for what, covered in told[:at]), (
+            f"step {index} told of before its result was synced: {told}"
+        )
     await executor.delivered()
     (record,) = await executor.executions(script_id=first)
     assert record.status == library_pb2.EXECUTION_STATUS_SUCCEEDED

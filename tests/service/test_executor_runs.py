@@ -1,6 +1,5 @@
 """Backup runs through the real executor and library: the normal path, events, records."""
 
-
 from __future__ import annotations
 
 import pytest
@@ -29,12 +28,15 @@ def database_url(tmp_path) -> str:
 async def test_normal_run_streams_pre_then_post_and_records_every_step(executor) -> None:
     repo = unique("repo")
     await executor.hook(repo, unique("stop-app"), PRE)
-    await executor.hook(repo, unique("on-success"), POST, order=1,
-                        custom_run_on=library_pb2.RUN_ON_SUCCESS)
-    await executor.hook(repo, unique("on-failure"), POST, order=2,
-                        custom_run_on=library_pb2.RUN_ON_FAILURE)
-    await executor.hook(repo, unique("always"), POST, order=3,
-                        custom_run_on=library_pb2.RUN_ON_ALWAYS)
+    await executor.hook(
+        repo, unique("on-success"), POST, order=1, custom_run_on=library_pb2.RUN_ON_SUCCESS
+    )
+    await executor.hook(
+        repo, unique("on-failure"), POST, order=2, custom_run_on=library_pb2.RUN_ON_FAILURE
+    )
+    await executor.hook(
+        repo, unique("always"), POST, order=3, custom_run_on=library_pb2.RUN_ON_ALWAYS
+    )
 
     begin = await executor.begin(repo, job_id="job-1", repository_path="/backups/r")
     pre = summary_of(begin)
@@ -55,7 +57,10 @@ async def test_normal_run_streams_pre_then_post_and_records_every_step(executor)
     assert skipped[0].script_name.startswith("on-failure")
     lines = executor.lines()
     assert [line.split()[0].rsplit("-", 1)[0] for line in lines] == [
-        "stop-app", "on-success", "always"]
+        "stop-app",
+        "on-success",
+        "always",
+    ]
     assert lines[1].endswith(" success")
 
     run = await executor.get_run(run_id)
@@ -77,8 +82,9 @@ async def test_output_variables_reach_later_steps_the_post_chain_and_the_summary
 ) -> None:
     repo = unique("repo")
     writer = mark_script('echo "SNAPSHOT=snap-42" >> "$HOOKSHELF_OUTPUT"\n')
-    reader = mark_script('echo "saw $SNAPSHOT $GIVEN" >> "$MARKS"\n'
-                         'echo "LATE=yes" >> "$HOOKSHELF_OUTPUT"\n')
+    reader = mark_script(
+        'echo "saw $SNAPSHOT $GIVEN" >> "$MARKS"\necho "LATE=yes" >> "$HOOKSHELF_OUTPUT"\n'
+    )
     await executor.hook(repo, unique("writer"), PRE, order=1, content=writer)
     await executor.hook(repo, unique("reader"), PRE, order=2, content=reader)
     await executor.hook(repo, unique("post-reader"), POST, content=reader)
@@ -94,8 +100,14 @@ async def test_output_variables_reach_later_steps_the_post_chain_and_the_summary
 
 async def test_on_error_continue_runs_the_rest_and_proceeds(executor) -> None:
     repo = unique("repo")
-    await executor.hook(repo, unique("flaky"), PRE, order=1, content=mark_script("exit 3\n"),
-                        on_error=library_pb2.ON_ERROR_CONTINUE)
+    await executor.hook(
+        repo,
+        unique("flaky"),
+        PRE,
+        order=1,
+        content=mark_script("exit 3\n"),
+        on_error=library_pb2.ON_ERROR_CONTINUE,
+    )
     await executor.hook(repo, unique("next"), PRE, order=2)
     begin = await executor.begin(repo)
     pre = summary_of(begin)
@@ -103,16 +115,23 @@ async def test_on_error_continue_runs_the_rest_and_proceeds(executor) -> None:
     assert (pre.succeeded_count, pre.failed_count) == (1, 1)
     finished = [e.step_finished for e in begin if e.HasField("step_finished")]
     assert [(f.status, f.exit_code) for f in finished] == [
-        (library_pb2.EXECUTION_STATUS_FAILED, 3), (library_pb2.EXECUTION_STATUS_SUCCEEDED, 0)]
+        (library_pb2.EXECUTION_STATUS_FAILED, 3),
+        (library_pb2.EXECUTION_STATUS_SUCCEEDED, 0),
+    ]
     assert all(f.digest.startswith("sha256:") and f.execution_id for f in finished)
     await executor.end(begin[0].run_id, SUCCESS)
 
 
 async def test_on_error_skip_backup_stops_with_skip(executor) -> None:
     repo = unique("repo")
-    await executor.hook(repo, unique("check-disk"), PRE, order=1,
-                        content=mark_script("exit 1\n"),
-                        on_error=library_pb2.ON_ERROR_SKIP_BACKUP)
+    await executor.hook(
+        repo,
+        unique("check-disk"),
+        PRE,
+        order=1,
+        content=mark_script("exit 1\n"),
+        on_error=library_pb2.ON_ERROR_SKIP_BACKUP,
+    )
     await executor.hook(repo, unique("never"), PRE, order=2)
     begin = await executor.begin(repo)
     pre = summary_of(begin)

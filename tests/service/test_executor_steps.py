@@ -1,7 +1,6 @@
 """Steps through the service: process trees, the environment, the verified cache,
 output streaming."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +48,8 @@ async def test_timeout_kills_the_whole_tree_even_escaped_and_double_forked(execu
     content = (
         "#!/bin/bash\n"
         "echo partial-output\n"
-        f"setsid sleep {tag}1 &\n"                   # left the session and the group
-        f"( ( sleep {tag}2 & ) & )\n"                # double fork: re-parented
+        f"setsid sleep {tag}1 &\n"  # left the session and the group
+        f"( ( sleep {tag}2 & ) & )\n"  # double fork: re-parented
         f"nohup sleep {tag}3 >/dev/null 2>&1 &\n"
         f"sleep {tag}4\n"
     )
@@ -71,22 +70,36 @@ async def test_the_executor_environment_never_reaches_a_hook(executor, monkeypat
     # The executor runs in this process: whatever this process has, a hook must not see.
     monkeypatch.setenv("EXECUTOR_CANARY_SECRET", "canary-value")
     repo = unique("repo")
-    await executor.hook(repo, unique("env"), PRE, content="#!/bin/bash\nenv\n",
-                        parameter_values={})
-    events = await executor.begin(repo, job_id="j1", repository_path="/srv/repo",
-                                  variables=executor.variables(GIVEN="g"))
+    await executor.hook(repo, unique("env"), PRE, content="#!/bin/bash\nenv\n", parameter_values={})
+    events = await executor.begin(
+        repo, job_id="j1", repository_path="/srv/repo", variables=executor.variables(GIVEN="g")
+    )
     output = b"".join(e.output.data for e in events if e.HasField("output")).decode()
     environment = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
     assert "canary" not in output.lower()
     system = {k for k in environment if k.startswith("HOOKSHELF_")}
     assert system == {
-        "HOOKSHELF_RUN_ID", "HOOKSHELF_JOB_ID", "HOOKSHELF_REPOSITORY_ID",
-        "HOOKSHELF_REPOSITORY_PATH", "HOOKSHELF_HOOK_TYPE", "HOOKSHELF_BACKUP_DATE",
-        "HOOKSHELF_SCRIPT_NAME", "HOOKSHELF_EXECUTION_ID", "HOOKSHELF_OUTPUT",
+        "HOOKSHELF_RUN_ID",
+        "HOOKSHELF_JOB_ID",
+        "HOOKSHELF_REPOSITORY_ID",
+        "HOOKSHELF_REPOSITORY_PATH",
+        "HOOKSHELF_HOOK_TYPE",
+        "HOOKSHELF_BACKUP_DATE",
+        "HOOKSHELF_SCRIPT_NAME",
+        "HOOKSHELF_EXECUTION_ID",
+        "HOOKSHELF_OUTPUT",
     }
     # bash itself adds PWD, SHLVL and _.
-    assert set(environment) - system == {"PATH", "HOME", "LANG", "MARKS", "GIVEN", "PWD",
-                                         "SHLVL", "_"}
+    assert set(environment) - system == {
+        "PATH",
+        "HOME",
+        "LANG",
+        "MARKS",
+        "GIVEN",
+        "PWD",
+        "SHLVL",
+        "_",
+    }
     assert environment["HOOKSHELF_HOOK_TYPE"] == "pre-backup"
     assert environment["HOOKSHELF_REPOSITORY_PATH"] == "/srv/repo"
     assert environment["HOOKSHELF_JOB_ID"] == "j1"
@@ -102,7 +115,7 @@ async def test_content_is_verified_before_every_run(executor) -> None:
 
     def tamper() -> None:
         (entry,) = list(cache.iterdir())
-        entry.write_bytes(b"#!/bin/bash\necho tampered >> \"$MARKS\"\n")  # not the pinned bytes
+        entry.write_bytes(b'#!/bin/bash\necho tampered >> "$MARKS"\n')  # not the pinned bytes
 
     # A bad copy is dropped and fetched again from the library: the pinned content runs.
     run_id = (await executor.begin(repo))[0].run_id
@@ -134,8 +147,11 @@ async def test_output_is_streamed_in_coalesced_chunks_not_lines(executor) -> Non
     # 20,000 lines, a few dozen messages: a chunk goes when full or FLUSH_DELAY after its
     # first byte, so besides full ones there is at most one per FLUSH_DELAY of the time
     # the output took (and the final flush) - however slowly a busy machine runs bash.
-    times = [e.time.ToNanoseconds() / 1e9 for e in events
-             if e.HasField("output") and e.output.stream == executor_pb2.OUTPUT_STREAM_STDOUT]
+    times = [
+        e.time.ToNanoseconds() / 1e9
+        for e in events
+        if e.HasField("output") and e.output.stream == executor_pb2.OUTPUT_STREAM_STDOUT
+    ]
     span = times[-1] - times[0]
     assert len(stdout) <= len(data) // CHUNK_LIMIT + span / FLUSH_DELAY + 2, (len(stdout), span)
     assert len(stdout) < 2000
@@ -149,14 +165,19 @@ async def test_parameter_values_reach_the_hook_and_secrets_are_redacted(executor
     repo = unique("repo")
     content = '#!/bin/bash\necho "user=${DB_USER} pass=${DB_PASSWORD}"\n'
     script_id = await executor.script(
-        unique("dump"), content,
+        unique("dump"),
+        content,
         parameters=[
             library_pb2.Parameter(name="DB_USER", type=library_pb2.PARAMETER_TYPE_TEXT),
             library_pb2.Parameter(name="DB_PASSWORD", type=library_pb2.PARAMETER_TYPE_SECRET),
         ],
     )
-    await executor.assign(repo, script_id, PRE,
-                          parameter_values={"DB_USER": "backup", "DB_PASSWORD": "hunter2-secret"})
+    await executor.assign(
+        repo,
+        script_id,
+        PRE,
+        parameter_values={"DB_USER": "backup", "DB_PASSWORD": "hunter2-secret"},
+    )
     events = await executor.begin(repo)
     output = b"".join(e.output.data for e in events if e.HasField("output"))
     assert output == b"user=backup pass=***\n"
@@ -186,12 +207,19 @@ async def test_a_slow_reader_slows_the_hook(executor, tmp_path) -> None:
     bounded amount; memory does not fill with its output."""
     repo, progress = unique("repo"), tmp_path / "progress"
     blocks = 800  # of 64 KiB: 52 MB
-    await executor.hook(repo, unique("firehose"), PRE, content=(
-        f"#!/bin/bash\nfor i in $(seq 1 {blocks}); do head -c 65536 /dev/zero; "
-        f"echo $i > {progress}; done\n"))
+    await executor.hook(
+        repo,
+        unique("firehose"),
+        PRE,
+        content=(
+            f"#!/bin/bash\nfor i in $(seq 1 {blocks}); do head -c 65536 /dev/zero; "
+            f"echo $i > {progress}; done\n"
+        ),
+    )
     call = executor.stub.BeginBackup(
         executor_pb2.BeginBackupRequest(repository_id=repo, variables=executor.variables()),
-        timeout=60)
+        timeout=60,
+    )
     await call.read()  # the plan: the run is on
     # Stalled: no progress for a while (how soon it gets there depends on the machine).
     stalled_at = await _stalled(progress)
@@ -203,9 +231,7 @@ async def test_a_slow_reader_slows_the_hook(executor, tmp_path) -> None:
     assert received == blocks * 65536
 
 
-async def test_a_cold_cache_is_filled_from_the_plans_without_a_fetch(
-    executor, monkeypatch
-) -> None:
+async def test_a_cold_cache_is_filled_from_the_plans_without_a_fetch(executor, monkeypatch) -> None:
     """The plans carry their steps' content (ResolveHookPlan inline_content_max_bytes):
     a new chain costs no GetScriptContent call, and the journal's post plan keeps only
     digests."""
@@ -240,17 +266,23 @@ async def test_each_step_gets_a_clean_workspace_and_its_own_pinned_script(execut
         '[$(cat "$HOOKSHELF_OUTPUT")]" >> "$MARKS"\n'
     )
     await executor.hook(
-        repo, "writes-output", PRE, order=1,
-        content=f"#!/bin/bash\n{look}echo SECRET_TOKEN=abc >> \"$HOOKSHELF_OUTPUT\"\n",
+        repo,
+        "writes-output",
+        PRE,
+        order=1,
+        content=f'#!/bin/bash\n{look}echo SECRET_TOKEN=abc >> "$HOOKSHELF_OUTPUT"\n',
     )
     await executor.hook(
         repo, "leaves-a-file", PRE, order=2, content=f"#!/bin/bash\n{look}echo data > dump.sql\n"
     )
     await executor.hook(
-        repo, "edits-itself", PRE, order=3,
+        repo,
+        "edits-itself",
+        PRE,
+        order=3,
         # Appends to its own file, in a workspace it otherwise leaves clean (so it is kept):
         # the next script must be written over it. One line, so this run ends first.
-        content=f"#!/bin/bash\n{look}printf 'echo forged >> \"$MARKS\"\\n' >> \"$0\"; exit 0\n",
+        content=f'#!/bin/bash\n{look}printf \'echo forged >> "$MARKS"\\n\' >> "$0"; exit 0\n',
     )
     await executor.hook(repo, "looks", PRE, order=4, content=f"#!/bin/bash\n{look}")
     for _ in range(2):

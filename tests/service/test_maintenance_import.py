@@ -23,10 +23,20 @@ PRE, POST = library_pb2.HOOK_TYPE_PRE_BACKUP, library_pb2.HOOK_TYPE_POST_BACKUP
 STOP, START = "#!/bin/sh\ndocker stop app\n", "#!/bin/sh\ndocker start app\n"
 DUMP = '#!/bin/bash\npg_dump app > "${BACKUP_DIR}/app.sql"\n'
 EXPORT = [
-    {"repository_id": "r1", "pre_backup_script": STOP, "post_backup_script": START,
-     "pre_hook_timeout": 60, "post_hook_timeout": 600, "skip_on_hook_failure": True},
-    {"repository_id": "r2", "pre_backup_script": STOP, "post_backup_script": None,
-     "pre_hook_timeout": 300},
+    {
+        "repository_id": "r1",
+        "pre_backup_script": STOP,
+        "post_backup_script": START,
+        "pre_hook_timeout": 60,
+        "post_hook_timeout": 600,
+        "skip_on_hook_failure": True,
+    },
+    {
+        "repository_id": "r2",
+        "pre_backup_script": STOP,
+        "post_backup_script": None,
+        "pre_hook_timeout": 300,
+    },
     {"repository_id": 3, "pre_backup_script": DUMP, "post_backup_script": "  "},
 ]
 
@@ -53,9 +63,16 @@ async def state(db: Database) -> tuple[dict[str, str], list[tuple]]:  # type: ig
     async with db.transaction() as session:
         names = {s.name: s.current_digest for s in await session.scalars(select(S))}
         rows = await session.execute(
-            select(A.repository_id, A.hook_type, S.name, A.custom_timeout_seconds, A.on_error,
-                   A.enabled)
-            .join(S, S.id == A.script_id).order_by(A.repository_id, A.hook_type)
+            select(
+                A.repository_id,
+                A.hook_type,
+                S.name,
+                A.custom_timeout_seconds,
+                A.on_error,
+                A.enabled,
+            )
+            .join(S, S.id == A.script_id)
+            .order_by(A.repository_id, A.hook_type)
         )
         return names, [tuple(r) for r in rows]
 
@@ -80,8 +97,12 @@ async def test_inline_hooks_become_shared_scripts_and_assignments(
         ("r2", PRE, name_of(STOP), 300, None, True),
     ]
     async with ctx.database.transaction() as session:
-        dump = await session.scalar(select(models.Script).where(models.Script.name == name_of(DUMP)))
-        stop = await session.scalar(select(models.Script).where(models.Script.name == name_of(STOP)))
+        dump = await session.scalar(
+            select(models.Script).where(models.Script.name == name_of(DUMP))
+        )
+        stop = await session.scalar(
+            select(models.Script).where(models.Script.name == name_of(STOP))
+        )
     assert dump is not None and stop is not None
     # Used without a default: declared with an empty one, so the assignment is valid.
     assert [(p["name"], p["has_default"], p["default_value"]) for p in dump.parameters] == [
@@ -101,9 +122,15 @@ async def test_rollback_removes_exactly_what_the_run_created(
     async with ctx.database.transaction() as session:
         from library_service.domain import assignments
 
-        await assignments.assign(session, library_pb2.Assignment(
-            repository_id="r1", script_id=mine.script.id, hook_type=POST, enabled=True,
-        ))
+        await assignments.assign(
+            session,
+            library_pb2.Assignment(
+                repository_id="r1",
+                script_id=mine.script.id,
+                hook_type=POST,
+                enabled=True,
+            ),
+        )
     before = await state(ctx.database)
 
     script = importer(ctx, export(tmp_path))
@@ -120,12 +147,20 @@ async def test_rollback_refuses_when_an_imported_script_is_used_elsewhere(
     script = importer(ctx, export(tmp_path))
     await runner.run(script, ctx.database, echo=quiet)
     async with ctx.database.transaction() as session:
-        stop = await session.scalar(select(models.Script.id).where(models.Script.name == name_of(STOP)))
+        stop = await session.scalar(
+            select(models.Script.id).where(models.Script.name == name_of(STOP))
+        )
         from library_service.domain import assignments
 
-        await assignments.assign(session, library_pb2.Assignment(
-            repository_id="r9", script_id=stop, hook_type=PRE, enabled=True,
-        ))
+        await assignments.assign(
+            session,
+            library_pb2.Assignment(
+                repository_id="r9",
+                script_id=stop,
+                hook_type=PRE,
+                enabled=True,
+            ),
+        )
     before = await state(ctx.database)
     refused = await runner.rollback(script, ctx.database, echo=quiet)
     assert refused.status == "failed"

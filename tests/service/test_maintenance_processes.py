@@ -107,7 +107,12 @@ def start(sample: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str
 def run(sample: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(sample), *args],
-        env=env, cwd=sample.parent, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        cwd=sample.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

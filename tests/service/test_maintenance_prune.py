@@ -18,10 +18,15 @@ from library_service.store.database import Database
 
 # (script_id, script_name, days ago)
 HISTORY = [
-    ("a", "alpha", 1), ("a", "alpha", 10), ("a", "alpha", 20), ("a", "alpha", 40),
+    ("a", "alpha", 1),
+    ("a", "alpha", 10),
+    ("a", "alpha", 20),
+    ("a", "alpha", 40),
     ("a", "alpha-renamed", 100),  # the same script under its old name: grouped by id
-    ("b", "beta", 2), ("b", "beta", 50),
-    ("", "inline-pre", 3), ("", "inline-pre", 200),  # no script id: grouped by name
+    ("b", "beta", 2),
+    ("b", "beta", 50),
+    ("", "inline-pre", 3),
+    ("", "inline-pre", 200),  # no script id: grouped by name
 ]
 
 
@@ -35,10 +40,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     now = datetime.now(UTC)
     async with database.transaction() as session:
         for index, (script_id, name, days) in enumerate(HISTORY):
-            session.add(models.Execution(
-                execution_id=f"e{index}", script_id=script_id, script_name=name, status=1,
-                start_time=now - timedelta(days=days, minutes=index), recorded_at=now,
-            ))
+            session.add(
+                models.Execution(
+                    execution_id=f"e{index}",
+                    script_id=script_id,
+                    script_name=name,
+                    status=1,
+                    start_time=now - timedelta(days=days, minutes=index),
+                    recorded_at=now,
+                )
+            )
     try:
         yield database
     finally:
@@ -64,8 +75,14 @@ async def prune(db: Database, **options: object) -> runner.Outcome:
 
 async def test_keep_last_per_script(db: Database) -> None:
     await prune(db, keep_last=2)
-    assert await remaining(db) == [("a", 1), ("a", 10), ("b", 2), ("b", 50),
-                                   ("inline-pre", 3), ("inline-pre", 200)]
+    assert await remaining(db) == [
+        ("a", 1),
+        ("a", 10),
+        ("b", 2),
+        ("b", 50),
+        ("inline-pre", 3),
+        ("inline-pre", 200),
+    ]
 
 
 async def test_older_than_days(db: Database) -> None:
@@ -75,8 +92,15 @@ async def test_older_than_days(db: Database) -> None:
 
 async def test_both_keep_the_newest_whatever_their_age(db: Database) -> None:
     await prune(db, keep_last=3, older_than_days=15)
-    assert await remaining(db) == [("a", 1), ("a", 10), ("a", 20), ("b", 2), ("b", 50),
-                                   ("inline-pre", 3), ("inline-pre", 200)]
+    assert await remaining(db) == [
+        ("a", 1),
+        ("a", 10),
+        ("a", 20),
+        ("b", 2),
+        ("b", 50),
+        ("inline-pre", 3),
+        ("inline-pre", 200),
+    ]
 
 
 async def test_a_dry_run_removes_nothing(db: Database) -> None:

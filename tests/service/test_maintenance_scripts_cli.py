@@ -22,8 +22,13 @@ def run(cwd: Path, script: str, database_url: str, *args: str) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HOOKSHELF_DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, script, *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, script, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -45,9 +50,17 @@ def test_install_templates_from_the_root_and_from_elsewhere(
 
 def test_import_inline_scripts_and_its_rollback(database_url: str, tmp_path: Path) -> None:
     source = tmp_path / "export.json"
-    source.write_text(json.dumps([
-        {"repository_id": "r1", "pre_backup_script": "echo pre", "post_backup_script": "echo post"},
-    ]))
+    source.write_text(
+        json.dumps(
+            [
+                {
+                    "repository_id": "r1",
+                    "pre_backup_script": "echo pre",
+                    "post_backup_script": "echo post",
+                },
+            ]
+        )
+    )
     script = str(MAINTENANCE / "import_inline_scripts.py")
     usage = run(tmp_path, script, database_url)
     assert usage.returncode == 2 and "--from FILE.json is required" in usage.stderr

@@ -99,9 +99,10 @@ async def test_upgrade_to_head_creates_every_table_and_index(database_url: str) 
     if database_url.startswith("postgresql"):
         # ListScripts' free-text query ('%text%') needs trigram indexes to stay fast.
         assert POSTGRES_ONLY_INDEXES <= after["indexes"]["scripts"]
-        assert not {"ix_scripts_name_trgm", "ix_scripts_description_trgm"} & after["indexes"][
-            "scripts"
-        ], "the indexes on the unlowered columns are replaced"
+        assert (
+            not {"ix_scripts_name_trgm", "ix_scripts_description_trgm"}
+            & after["indexes"]["scripts"]
+        ), "the indexes on the unlowered columns are replaced"
     assert await _inspect(database_url, _current_revision) == _revisions()[-1]
 
 

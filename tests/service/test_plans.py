@@ -226,8 +226,11 @@ async def test_on_sqlite_plans_and_history_are_read_while_a_writer_holds_the_loc
     import) does not hold them up. Before, they began IMMEDIATE and waited for it."""
     path = tmp_path / "library.db"
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{path}",
-        library_listen="127.0.0.1:0", log_format="console", install_templates=False,
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{path}",
+        library_listen="127.0.0.1:0",
+        log_format="console",
+        install_templates=False,
     )
     async with open_library(settings) as library:
         script = await make_script(library, "stop-containers")

@@ -167,9 +167,7 @@ async def test_reads_stay_correct_while_the_postgres_stamp_connection_is_lost(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-            await admin.execute(
-                f"UPDATE scripts SET description = 'after' WHERE id = '{made.id}'"
-            )
+            await admin.execute(f"UPDATE scripts SET description = 'after' WHERE id = '{made.id}'")
         finally:
             await admin.close()
         bypassed = _reads("bypass")

@@ -94,7 +94,8 @@ INVALID: list[tuple[str, Case, str]] = [
     (
         "unknown parameter type",
         lambda lib, s: _create_call(
-            lib, parameters=[library_pb2.Parameter(name="A", type=7)]  # type: ignore[arg-type]
+            lib,
+            parameters=[library_pb2.Parameter(name="A", type=7)],  # type: ignore[arg-type]
         ),
         "script.parameters[0].type",
     ),
@@ -269,9 +270,7 @@ async def test_invalid_utf8_is_invalid_argument_naming_the_field(
 
 
 async def test_bytes_that_are_no_message_at_all_are_invalid_argument(library) -> None:
-    found = await expect_invalid(
-        _raw_create(library)(b"\x0a\x7f\x01", timeout=DEADLINE), "request"
-    )
+    found = await expect_invalid(_raw_create(library)(b"\x0a\x7f\x01", timeout=DEADLINE), "request")
     assert found.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -336,8 +335,9 @@ async def test_a_page_token_of_another_query_is_invalid_argument(library) -> Non
 
     await expect_invalid(
         library.stub.ListScripts(
-            library_pb2.ListScriptsRequest(page_size=1, page_token=first.next_page_token,
-                                           query="s"),
+            library_pb2.ListScriptsRequest(
+                page_size=1, page_token=first.next_page_token, query="s"
+            ),
             timeout=DEADLINE,
         ),
         "page_token",

@@ -45,8 +45,9 @@ async def test_create_fills_defaults_and_derived_fields(library) -> None:
 
 
 async def test_get_by_id_and_by_name_return_the_same_script(library) -> None:
-    made = await create(library, default_timeout_seconds=60,
-                        default_run_on=library_pb2.RUN_ON_ALWAYS)
+    made = await create(
+        library, default_timeout_seconds=60, default_run_on=library_pb2.RUN_ON_ALWAYS
+    )
 
     by_id = (await get(library, made.id)).script
     by_name = (
@@ -68,8 +69,11 @@ async def test_parameters_come_from_content_and_explicit_declarations(library) -
         library,
         content=content,
         parameters=[
-            library_pb2.Parameter(name="PASSWORD", type=library_pb2.PARAMETER_TYPE_SECRET,
-                                  description="the account's password"),
+            library_pb2.Parameter(
+                name="PASSWORD",
+                type=library_pb2.PARAMETER_TYPE_SECRET,
+                description="the account's password",
+            ),
             library_pb2.Parameter(name="EXTRA", description="declared only here"),
         ],
     )
@@ -94,9 +98,14 @@ async def test_update_changes_masked_fields_only_and_makes_a_version(library) ->
     made = await create(library, description="before", category="db")
 
     changed = await update(
-        library, made.id, ["description", "content", "default_timeout_seconds"],
-        description="after", content="echo two\n", default_timeout_seconds=900,
-        category="ignored: not in the mask", author="alice",
+        library,
+        made.id,
+        ["description", "content", "default_timeout_seconds"],
+        description="after",
+        content="echo two\n",
+        default_timeout_seconds=900,
+        category="ignored: not in the mask",
+        author="alice",
     )
 
     assert changed.description == "after"
@@ -120,8 +129,13 @@ async def test_update_changes_masked_fields_only_and_makes_a_version(library) ->
 async def test_identical_content_makes_no_version_and_keeps_the_etag(library) -> None:
     made = await create(library)
 
-    same = await update(library, made.id, ["content", "description"], content=made.content,
-                        description=made.description)
+    same = await update(
+        library,
+        made.id,
+        ["content", "description"],
+        content=made.content,
+        description=made.description,
+    )
 
     assert same.version_count == 1
     assert same.etag == made.etag
@@ -158,7 +172,9 @@ async def test_every_version_stays_readable_by_digest_even_after_delete(library)
             library_pb2.GetScriptContentRequest(digest=_digest(text)), timeout=DEADLINE
         )
         assert (found.digest, found.content, found.size_bytes) == (
-            _digest(text), text, len(text.encode()),
+            _digest(text),
+            text,
+            len(text.encode()),
         )
 
 
@@ -175,8 +191,9 @@ async def test_a_stale_etag_is_aborted_and_changes_nothing(library) -> None:
     made = await create(library)
     fresh = await update(library, made.id, ["description"], description="one", etag=made.etag)
 
-    found = await rejected(update_call(library, made.id, ["description"], description="two",
-                                       etag=made.etag))
+    found = await rejected(
+        update_call(library, made.id, ["description"], description="two", etag=made.etag)
+    )
     assert found.code == grpc.StatusCode.ABORTED
     assert found.reason == "ABORTED"
     found = await rejected(
@@ -213,9 +230,13 @@ async def test_get_shows_assignments_usage_and_recent_executions(library) -> Non
         start = Timestamp()
         start.FromDatetime(datetime(2026, 1, 1, 12, minute, tzinfo=UTC))
         return library_pb2.Execution(
-            execution_id=execution_id, script_id=made.id, script_name=made.name,
-            digest=made.digest, status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
-            start_time=start, trigger=trigger,
+            execution_id=execution_id,
+            script_id=made.id,
+            script_name=made.name,
+            digest=made.digest,
+            status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+            start_time=start,
+            trigger=trigger,
         )
 
     await library.stub.RecordExecutions(
@@ -232,7 +253,8 @@ async def test_get_shows_assignments_usage_and_recent_executions(library) -> Non
     found = await get(library, made.id, recent_executions_limit=2)
 
     assert {(a.repository_id, a.hook_type, a.script_name) for a in found.assignments} == {
-        ("repo-a", PRE, made.name), ("repo-b", POST, made.name),
+        ("repo-a", PRE, made.name),
+        ("repo-b", POST, made.name),
     }
     assert [e.execution_id for e in found.recent_executions] == ["e3", "e2"]
     assert found.script.usage_count == 2  # the test run is history, not use
@@ -284,8 +306,9 @@ async def test_of_updates_racing_with_the_same_etag_exactly_one_wins(library) ->
 
         results = await asyncio.gather(
             *(
-                outcome(update_call(library, made.id, ["content"], etag=made.etag,
-                                    content=f"echo {n}"))
+                outcome(
+                    update_call(library, made.id, ["content"], etag=made.etag, content=f"echo {n}")
+                )
                 for n in range(1, 9)
             )
         )

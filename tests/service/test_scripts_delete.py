@@ -56,7 +56,9 @@ async def test_delete_while_assigned_is_refused_and_says_where(library) -> None:
     assert "repository 'repo-b' (POST_BACKUP)" in found.message
     assert found.metadata["script_id"] == made.id
     assert found.metadata["assignment_count"] == "2"
-    where = {(a["repository_id"], a["hook_type"]) for a in json.loads(found.metadata["assignments"])}
+    where = {
+        (a["repository_id"], a["hook_type"]) for a in json.loads(found.metadata["assignments"])
+    }
     assert where == {("repo-a", "PRE_BACKUP"), ("repo-b", "POST_BACKUP")}
     assert (await get(library, made.id)).script.etag == made.etag  # untouched
     assert len(await _assignments_of(library, made.id)) == 2
@@ -83,8 +85,10 @@ async def test_delete_while_in_a_maintenance_window_is_refused_unless_forced(lib
         await library.stub.CreateMaintenanceWindow(
             library_pb2.CreateMaintenanceWindowRequest(
                 window=library_pb2.MaintenanceWindow(
-                    name="nightly", cron_expression="0 3 * * *",
-                    pre_script_ids=[made.id], post_script_ids=[made.id],
+                    name="nightly",
+                    cron_expression="0 3 * * *",
+                    pre_script_ids=[made.id],
+                    post_script_ids=[made.id],
                 )
             ),
             timeout=DEADLINE,
@@ -113,9 +117,13 @@ async def test_history_survives_the_script(library) -> None:
         library_pb2.RecordExecutionsRequest(
             executions=[
                 library_pb2.Execution(
-                    execution_id="run-1", script_id=made.id, script_name=made.name,
-                    digest=made.digest, status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
-                    start_time=start, trigger=library_pb2.EXECUTION_TRIGGER_BACKUP,
+                    execution_id="run-1",
+                    script_id=made.id,
+                    script_name=made.name,
+                    digest=made.digest,
+                    status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+                    start_time=start,
+                    trigger=library_pb2.EXECUTION_TRIGGER_BACKUP,
                 )
             ]
         ),

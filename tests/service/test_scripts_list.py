@@ -114,8 +114,9 @@ async def test_templates_only_lists_templates(library) -> None:
         library.app.context,
         scripts.ScriptFields(name="docker-stop", content="docker stop ${CONTAINERS}\n"),
         author="template",
-        origin=scripts.TemplateOrigin(is_template=True, template_name="docker-stop",
-                                      template_version=1),
+        origin=scripts.TemplateOrigin(
+            is_template=True, template_name="docker-stop", template_version=1
+        ),
     )
 
     listed = await all_scripts(library, templates_only=True)
@@ -134,8 +135,7 @@ async def test_versions_page_newest_first(library) -> None:
     token = ""
     while True:
         page = await library.stub.ListScriptVersions(
-            library_pb2.ListScriptVersionsRequest(script_id=made.id, page_size=2,
-                                                  page_token=token),
+            library_pb2.ListScriptVersionsRequest(script_id=made.id, page_size=2, page_token=token),
             timeout=DEADLINE,
         )
         numbers.extend(v.number for v in page.versions)

@@ -29,13 +29,17 @@ SHIPPED = {t.name: t for t in catalog.shipped()}
 def templates_dir(tmp_path: Path) -> Path:
     """A copy of the shipped templates the test may change (a newer package)."""
     directory = tmp_path / "templates"
-    shutil.copytree(catalog.TEMPLATES_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(
+        catalog.TEMPLATES_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__")
+    )
     return directory
 
 
 async def template_rows(db: Database) -> dict[str, models.Script]:
     async with db.transaction() as session:
-        rows = await session.scalars(select(models.Script).where(models.Script.is_template.is_(True)))
+        rows = await session.scalars(
+            select(models.Script).where(models.Script.is_template.is_(True))
+        )
         return {row.template_name: row for row in rows}  # type: ignore[misc]
 
 
@@ -63,11 +67,14 @@ async def test_every_template_is_installed_once(ctx: LibraryContext) -> None:
         assert row.name == f"template:{name}"
         assert (row.template_version, row.current_digest) == (spec.template_version, spec.digest)
         assert (row.category, row.description) == (spec.category, spec.description)
-        assert (row.default_timeout_seconds, row.default_run_on) == (spec.timeout_seconds, spec.run_on)
-        assert {p["name"]: (p["has_default"], p["default_value"], p["description"])
-                for p in row.parameters} == {
-            p.name: (p.has_default, p.default_value, p.description) for p in spec.parameters
-        }
+        assert (row.default_timeout_seconds, row.default_run_on) == (
+            spec.timeout_seconds,
+            spec.run_on,
+        )
+        assert {
+            p["name"]: (p["has_default"], p["default_value"], p["description"])
+            for p in row.parameters
+        } == {p.name: (p.has_default, p.default_value, p.description) for p in spec.parameters}
         assert await versions_of(ctx.database, row.id) == [(1, spec.digest, "template")]
     password = next(p for p in rows["mysql-dump"].parameters if p["name"] == "MYSQL_PASSWORD")
     assert password["type"] == library_pb2.PARAMETER_TYPE_SECRET
@@ -94,24 +101,31 @@ async def test_a_newer_template_version_upgrades_without_touching_copies(
     # The next package: docker-stop at version 2, with new content.
     path = templates_dir / "docker-stop.sh"
     text = path.read_text().replace("template_version: 1", "template_version: 2")
-    path.write_text(text.replace('echo "docker-stop: ${#containers', 'echo "docker-stop: all ${#containers'))
+    path.write_text(
+        text.replace('echo "docker-stop: ${#containers', 'echo "docker-stop: all ${#containers')
+    )
     # The template file changed: the script runs again by itself, no --force needed.
     assert await install(ctx, templates_dir) == "success"
 
     after = (await template_rows(ctx.database))["docker-stop"]
     upgraded = catalog.load_file(path)
     assert (after.id, after.template_version, after.current_digest) == (
-        before.id, 2, upgraded.digest,
+        before.id,
+        2,
+        upgraded.digest,
     )
     assert after.etag != before.etag
     assert await versions_of(ctx.database, after.id) == [
-        (1, before.current_digest, "template"), (2, upgraded.digest, "template"),
+        (1, before.current_digest, "template"),
+        (2, upgraded.digest, "template"),
     ]
     async with ctx.database.transaction() as session:
         mine = await session.get(models.Script, copy.script.id)
     assert mine is not None
     assert (mine.current_digest, mine.template_version, mine.etag) == (
-        copy.script.current_digest, 1, copy.script.etag,
+        copy.script.current_digest,
+        1,
+        copy.script.etag,
     )
     assert await versions_of(ctx.database, mine.id) == [
         (1, before.current_digest, "template:docker-stop@1")
@@ -137,10 +151,13 @@ async def test_an_edited_template_is_put_back(ctx: LibraryContext) -> None:
     assert await install(ctx, catalog.TEMPLATES_DIR, force=True) == "success"
     restored = (await template_rows(ctx.database))["postgres-dump"]
     assert (restored.current_digest, restored.category) == (
-        SHIPPED["postgres-dump"].digest, "database",
+        SHIPPED["postgres-dump"].digest,
+        "database",
     )
     assert [author for _, _, author in await versions_of(ctx.database, row.id)] == [
-        "template", "someone", "template",
+        "template",
+        "someone",
+        "template",
     ]
 
 
@@ -169,6 +186,8 @@ async def test_the_library_installs_the_templates_at_start_up(
             rows = await template_rows(app.context.database)
             assert set(rows) == set(SHIPPED)
             mirrored = app.context.settings.data_dir / "scripts" / "library"
-            assert (mirrored / "template-docker-stop.sh").read_text() == SHIPPED["docker-stop"].content
+            assert (mirrored / "template-docker-stop.sh").read_text() == SHIPPED[
+                "docker-stop"
+            ].content
         finally:
             await app.stop(0)

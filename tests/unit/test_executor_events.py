@@ -63,9 +63,7 @@ async def test_held_back_events_are_bounded() -> None:
     synced.set_result(None)
     await one_more
     await stream.close()
-    assert [e.step_skipped.step_index for e in await reading] == list(
-        range(HELD_BACK_DEPTH + 1)
-    )
+    assert [e.step_skipped.step_index for e in await reading] == list(range(HELD_BACK_DEPTH + 1))
 
 
 async def test_a_detached_stream_drops_held_back_events() -> None:

@@ -24,23 +24,43 @@ POST = library_pb2.HOOK_TYPE_POST_BACKUP
 
 def _run(run_id: str, repository_id: str = "repo") -> RunRecord:
     return RunRecord(
-        run_id=run_id, repository_id=repository_id, lease_expires_at=100.0, created_at=1.0,
+        run_id=run_id,
+        repository_id=repository_id,
+        lease_expires_at=100.0,
+        created_at=1.0,
         variables={"A": "1"},
-        post_plan=[library_pb2.PlanStep(script_name="post", digest="sha256:" + "0" * 64,
-                                        parameter_values={"P": "v"})],
+        post_plan=[
+            library_pb2.PlanStep(
+                script_name="post", digest="sha256:" + "0" * 64, parameter_values={"P": "v"}
+            )
+        ],
     )
 
 
 def _attempt(run_id: str, execution_id: str, index: int, hook_type: int = POST) -> StepRow:
     record = records.started_record(
-        execution_id=execution_id, script_id="s", script_name=f"step-{index}", digest="d",
-        repository_id="repo", job_id="", run_id=run_id, hook_type=hook_type,
-        trigger=library_pb2.EXECUTION_TRIGGER_BACKUP, backup_outcome=0, executor_id="x",
+        execution_id=execution_id,
+        script_id="s",
+        script_name=f"step-{index}",
+        digest="d",
+        repository_id="repo",
+        job_id="",
+        run_id=run_id,
+        hook_type=hook_type,
+        trigger=library_pb2.EXECUTION_TRIGGER_BACKUP,
+        backup_outcome=0,
+        executor_id="x",
         started_at=10.0,
     )
-    return StepRow(execution_id=execution_id, run_id=run_id, hook_type=hook_type,
-                   step_index=index, script_name=f"step-{index}", started_at=10.0,
-                   record=record)
+    return StepRow(
+        execution_id=execution_id,
+        run_id=run_id,
+        hook_type=hook_type,
+        step_index=index,
+        script_name=f"step-{index}",
+        started_at=10.0,
+        record=record,
+    )
 
 
 async def test_runs_survive_a_reopen_and_one_open_run_per_repository(tmp_path: Path) -> None:
@@ -87,9 +107,13 @@ async def test_a_step_result_and_its_record_are_written_together(tmp_path: Path)
         assert [s.execution_id for s in await journal.unfinished_steps()] == ["e1", "e2"]
         assert await journal.count_pending() == 0
 
-        done = records.finished_record(_attempt("r1", "e1", 0).record,
-                                       status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
-                                       exit_code=0, ended_at=11.0, duration_ms=1000)
+        done = records.finished_record(
+            _attempt("r1", "e1", 0).record,
+            status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+            exit_code=0,
+            ended_at=11.0,
+            duration_ms=1000,
+        )
         await journal.step_finished(done, ended_at=11.0, done=True, outputs={"K": "V"})
         cut = records.interrupted_record(_attempt("r1", "e2", 1).record, now=12.0)
         await journal.step_finished(cut, ended_at=12.0, done=False)
@@ -115,9 +139,13 @@ async def test_a_result_and_the_next_attempt_commit_together(tmp_path: Path) -> 
     try:
         await journal.create_run(_run("r1"))
         await journal.step_started(_attempt("r1", "e1", 0))
-        done = records.finished_record(_attempt("r1", "e1", 0).record,
-                                       status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
-                                       exit_code=0, ended_at=11.0, duration_ms=1000)
+        done = records.finished_record(
+            _attempt("r1", "e1", 0).record,
+            status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+            exit_code=0,
+            ended_at=11.0,
+            duration_ms=1000,
+        )
         synced = await journal.commit_step_result(
             done, ended_at=11.0, done=True, then_started=_attempt("r1", "e2", 1)
         )
@@ -196,9 +224,13 @@ async def test_a_committed_result_is_told_of_only_once_synced(tmp_path: Path) ->
             syncs.append("synced")
 
         journal._wal.sync = slow_sync  # type: ignore[method-assign]
-        done = records.finished_record(_attempt("r1", "e1", 0).record,
-                                       status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
-                                       exit_code=0, ended_at=11.0, duration_ms=1000)
+        done = records.finished_record(
+            _attempt("r1", "e1", 0).record,
+            status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+            exit_code=0,
+            ended_at=11.0,
+            duration_ms=1000,
+        )
         synced = await journal.commit_step_result(done, ended_at=11.0, done=True)
 
         assert not synced.done()
@@ -248,7 +280,9 @@ async def test_results_committed_during_a_slow_sync_share_the_next_one(
             await journal.step_started(_attempt("r1", f"e{index}", index))
             done = records.finished_record(
                 _attempt("r1", f"e{index}", index).record,
-                status=library_pb2.EXECUTION_STATUS_SUCCEEDED, exit_code=0, ended_at=11.0,
+                status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+                exit_code=0,
+                ended_at=11.0,
                 duration_ms=1,
             )
             futures.append(await journal.commit_step_result(done, ended_at=11.0, done=True))
@@ -275,8 +309,11 @@ async def test_step_results_checkpoint_the_log_now_and_then(tmp_path: Path) -> N
             attempt = _attempt("r1", f"e{i}", i)
             await journal.step_started(attempt)
             record = records.finished_record(
-                attempt.record, status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
-                exit_code=0, ended_at=11.0, duration_ms=1,
+                attempt.record,
+                status=library_pb2.EXECUTION_STATUS_SUCCEEDED,
+                exit_code=0,
+                ended_at=11.0,
+                duration_ms=1,
             )
             await journal.step_finished(record, ended_at=11.0, done=True)
             if i % every == every - 1:

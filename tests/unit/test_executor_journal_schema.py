@@ -32,9 +32,11 @@ def _contents(path: Path) -> dict[str, object]:
         found: dict[str, object] = {
             table: sorted(db.execute(f"SELECT * FROM {table}").fetchall()) for table in TABLES
         }
-        found["schema"] = sorted(db.execute(
-            "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-        ).fetchall())
+        found["schema"] = sorted(
+            db.execute(
+                "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        )
         return found
     finally:
         db.close()

@@ -38,7 +38,8 @@ async def test_a_prepared_step_that_failed_is_tried_again_at_its_turn(tmp_path: 
     await dropped.drop()
     # The one workspace went back to the pool twice, clean: it is all there is.
     assert sorted(entry.name for entry in (tmp_path / "work").iterdir()) == [
-        ready.workspace.directory.name, ready.workspace.script_slot.name
+        ready.workspace.directory.name,
+        ready.workspace.script_slot.name,
     ]
 
 
@@ -80,7 +81,7 @@ async def test_a_script_a_hook_edited_or_replaced_is_written_again(tmp_path: Pat
     pool = WorkspacePool(tmp_path / "work")
     tampering = [
         lambda script: script.write_bytes(b"#!/bin/sh\necho forged\n"),
-        lambda script: (script.chmod(0o000)),
+        lambda script: script.chmod(0o000),
         lambda script: (script.unlink(), script.write_bytes(b"#!/bin/sh\necho forged\n")),
     ]
     for index, tamper in enumerate(tampering):

@@ -72,8 +72,10 @@ def test_unknown_options_are_usage_errors(argv: list[str]) -> None:
 
 def test_main_is_the_older_name_of_run_cli(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'library.db'}"
-    for call in (lambda: main(BaseScript("x"), ["status", "--database-url", url]),
-                 lambda: BaseScript("x").main(["status", "--database-url", url])):
+    for call in (
+        lambda: main(BaseScript("x"), ["status", "--database-url", url]),
+        lambda: BaseScript("x").main(["status", "--database-url", url]),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             call()
         assert exit_info.value.code == 0

@@ -19,17 +19,39 @@ def write(tmp_path: Path, document: object) -> Path:
 
 
 def test_scripts_timeouts_and_failure_policy(tmp_path: Path) -> None:
-    path = write(tmp_path, [
-        {"repository_id": "r1", "pre_backup_script": "echo pre", "post_backup_script": "echo post",
-         "pre_hook_timeout": 60, "post_hook_timeout": 120, "skip_on_hook_failure": True},
-        {"repository_id": 7, "pre_backup_script": "echo pre", "post_backup_script": None,
-         "continue_on_hook_failure": True},
-        {"repository_id": "r3", "pre_backup_script": "   ", "post_backup_script": ""},
-    ])
+    path = write(
+        tmp_path,
+        [
+            {
+                "repository_id": "r1",
+                "pre_backup_script": "echo pre",
+                "post_backup_script": "echo post",
+                "pre_hook_timeout": 60,
+                "post_hook_timeout": 120,
+                "skip_on_hook_failure": True,
+            },
+            {
+                "repository_id": 7,
+                "pre_backup_script": "echo pre",
+                "post_backup_script": None,
+                "continue_on_hook_failure": True,
+            },
+            {"repository_id": "r3", "pre_backup_script": "   ", "post_backup_script": ""},
+        ],
+    )
     hooks = read_export(path)
-    assert [(h.entry, h.repository_id, h.hook_type, h.content, h.timeout_seconds, h.on_error)
-            for h in hooks] == [
-        (0, "r1", library_pb2.HOOK_TYPE_PRE_BACKUP, "echo pre", 60, library_pb2.ON_ERROR_SKIP_BACKUP),
+    assert [
+        (h.entry, h.repository_id, h.hook_type, h.content, h.timeout_seconds, h.on_error)
+        for h in hooks
+    ] == [
+        (
+            0,
+            "r1",
+            library_pb2.HOOK_TYPE_PRE_BACKUP,
+            "echo pre",
+            60,
+            library_pb2.ON_ERROR_SKIP_BACKUP,
+        ),
         (0, "r1", library_pb2.HOOK_TYPE_POST_BACKUP, "echo post", 120, None),
         (1, "7", library_pb2.HOOK_TYPE_PRE_BACKUP, "echo pre", None, library_pb2.ON_ERROR_CONTINUE),
     ]
@@ -37,15 +59,22 @@ def test_scripts_timeouts_and_failure_policy(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_with_its_entry(tmp_path: Path) -> None:
-    path = write(tmp_path, [
-        "not an object",
-        {"pre_backup_script": "x"},
-        {"repository_id": "r", "pre_backup_script": 5, "post_hook_timeout": 0},
-        {"repository_id": "s", "pre_backup_script": "x", "pre_hook_timeout": "60",
-         "skip_on_hook_failure": "yes"},
-        {"repository_id": "t", "pre_backup_script": "x"},
-        {"repository_id": "t", "pre_backup_script": "y"},
-    ])
+    path = write(
+        tmp_path,
+        [
+            "not an object",
+            {"pre_backup_script": "x"},
+            {"repository_id": "r", "pre_backup_script": 5, "post_hook_timeout": 0},
+            {
+                "repository_id": "s",
+                "pre_backup_script": "x",
+                "pre_hook_timeout": "60",
+                "skip_on_hook_failure": "yes",
+            },
+            {"repository_id": "t", "pre_backup_script": "x"},
+            {"repository_id": "t", "pre_backup_script": "y"},
+        ],
+    )
     with pytest.raises(ExportError) as error:
         read_export(path)
     message = str(error.value)

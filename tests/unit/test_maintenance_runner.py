@@ -39,7 +39,10 @@ class Recorder(BaseScript):
     ) -> None:
         super().__init__(name)
         self.verify_result, self.fail, self.source, self.guarded = (
-            verify_result, fail, source, guarded,
+            verify_result,
+            fail,
+            source,
+            guarded,
         )
         self.executions = 0
         self.rolled_back: list[dict] = []  # type: ignore[type-arg]

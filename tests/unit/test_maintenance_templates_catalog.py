@@ -62,7 +62,9 @@ def test_the_templates_pass_shellcheck() -> None:
         pytest.fail("shellcheck is required: apt-get install shellcheck", pytrace=False)
     files = sorted(str(p) for p in catalog.TEMPLATES_DIR.glob("*.sh"))
     result = subprocess.run(
-        [shellcheck, "--shell=bash", "--severity=style", *files], capture_output=True, text=True,
+        [shellcheck, "--shell=bash", "--severity=style", *files],
+        capture_output=True,
+        text=True,
         check=False,
     )
     assert result.returncode == 0, result.stdout
@@ -112,7 +114,8 @@ def test_the_header_format() -> None:
     assert spec.description == "Does a thing, in two lines."
     assert (spec.category, spec.template_version, spec.timeout_seconds) == ("demo", 2, 60)
     assert (spec.hook_type, spec.run_on) == (
-        library_pb2.HOOK_TYPE_POST_BACKUP, library_pb2.RUN_ON_FAILURE,
+        library_pb2.HOOK_TYPE_POST_BACKUP,
+        library_pb2.RUN_ON_FAILURE,
     )
     assert [(p.name, p.has_default, p.default_value, p.secret) for p in spec.parameters] == [
         ("REQUIRED", False, "", False),
@@ -156,5 +159,6 @@ def test_every_file_of_a_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / "a-one.sh").write_text(HEADER.replace("template_version: 2", "template_version: 7"))
     (tmp_path / "notes.txt").write_text("not a template")
     assert [(t.name, t.template_version) for t in catalog.load_catalog(tmp_path)] == [
-        ("a-one", 7), ("b-two", 2),
+        ("a-one", 7),
+        ("b-two", 2),
     ]

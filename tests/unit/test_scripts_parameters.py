@@ -70,8 +70,9 @@ def test_derive_merges_explicit_declarations() -> None:
         ],
     )
 
-    assert [(p["name"], p["type"], p["default_value"], p["has_default"], p["required"])
-            for p in stored] == [
+    assert [
+        (p["name"], p["type"], p["default_value"], p["has_default"], p["required"]) for p in stored
+    ] == [
         ("USER", TEXT, "", False, True),
         ("PASSWORD", SECRET, "", False, True),
         ("PORT", TEXT, "6543", True, False),
@@ -81,7 +82,9 @@ def test_derive_merges_explicit_declarations() -> None:
 
 
 def test_rederive_keeps_declarations_but_follows_the_content() -> None:
-    stored = derive("${A:-1} ${B}", [ParameterSpec("A", SECRET), ParameterSpec("B", TEXT, "", "x", True)])
+    stored = derive(
+        "${A:-1} ${B}", [ParameterSpec("A", SECRET), ParameterSpec("B", TEXT, "", "x", True)]
+    )
 
     again = rederive("${A:-2} ${C}", stored)
 
@@ -90,7 +93,10 @@ def test_rederive_keeps_declarations_but_follows_the_content() -> None:
         ("C", TEXT, ""),
         ("B", TEXT, "x"),  # declared with a default: stays, though the content dropped it
     ]
-    assert explicit_of(again) == [ParameterSpec("A", SECRET), ParameterSpec("B", TEXT, "", "x", True)]
+    assert explicit_of(again) == [
+        ParameterSpec("A", SECRET),
+        ParameterSpec("B", TEXT, "", "x", True),
+    ]
 
 
 @pytest.mark.parametrize(

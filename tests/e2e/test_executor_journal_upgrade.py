@@ -20,6 +20,7 @@ from executor_service.journal import SCHEMA_VERSION
 from shared.stubs import executor_pb2, library_pb2
 from tests.e2e.cli_support import clean_env
 from tests.e2e.test_executor_process import ExecutorProcess
+from tests.e2e.test_executor_restart import _wait_ended
 from tests.fixtures import make_journal_v0 as v0
 from tests.service.assignments_support import DEADLINE, POST, PRE, make_script
 
@@ -38,19 +39,6 @@ def _fixture_executor_id(path: Path) -> str:
         return db.execute("SELECT value FROM meta WHERE key = 'executor_id'").fetchone()[0]
     finally:
         db.close()
-
-
-async def _ended(executor: ExecutorProcess, run_id: str, timeout: float = 60):
-    async with asyncio.timeout(timeout):
-        while True:
-            run = (
-                await executor.stub.GetBackupRun(
-                    executor_pb2.GetBackupRunRequest(run_id=run_id), timeout=DEADLINE
-                )
-            ).run
-            if run.state == executor_pb2.RUN_STATE_ENDED:
-                return run
-            await asyncio.sleep(0.1)
 
 
 async def _history(library, run_id: str, count: int, timeout: float = 60):
@@ -86,7 +74,7 @@ async def test_a_post_chain_owed_by_an_old_journal_runs_once_after_the_upgrade(
     )
     await executor.start()
     try:
-        run = await _ended(executor, v0.RUN_ID)
+        run = await _wait_ended(executor, v0.RUN_ID)
         assert run.outcome == library_pb2.BACKUP_OUTCOME_ABORTED
         assert run.verdict == executor_pb2.VERDICT_ABORT
         assert [(s.hook_type, s.status) for s in run.steps] == [
@@ -98,7 +86,7 @@ async def test_a_post_chain_owed_by_an_old_journal_runs_once_after_the_upgrade(
 
         # Started again: the journal owes nothing more.
         await executor.start()
-        run = await _ended(executor, v0.RUN_ID)
+        run = await _wait_ended(executor, v0.RUN_ID)
         assert len(run.steps) == 2
         assert await executor.terminate() == 0
     finally:

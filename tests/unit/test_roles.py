@@ -8,6 +8,7 @@ import pytest
 from shared import roles
 from shared.roles import ADMIN, EXECUTOR, READER
 from shared.stubs import executor_pb2, library_pb2
+from tests.service.roles_support import MAY_CALL
 
 SERVICES = [
     library_pb2.DESCRIPTOR.services_by_name["ScriptLibraryService"],
@@ -50,19 +51,7 @@ def test_the_executor_role_may_call_every_rpc_of_the_executor_service() -> None:
 
 def test_a_reader_calls_reads_only() -> None:
     allowed = {m.rsplit("/", 1)[1] for m in EVERY_RPC if roles.allowed(READER, m)}
-    assert allowed == {
-        "GetScript",
-        "ListScripts",
-        "ListScriptVersions",
-        "GetScriptContent",
-        "ListAssignments",
-        "ResolveHookPlan",
-        "ListExecutions",
-        "ListTemplates",
-        "GetMaintenanceWindow",
-        "ListMaintenanceWindows",
-        "GetBackupRun",
-    }
+    assert allowed == MAY_CALL["reader"]
     assert all(name.startswith(("Get", "List", "Resolve")) for name in allowed)
 
 

@@ -30,6 +30,7 @@ from executor_service.runner.subreaper import become_subreaper
 from executor_service.runs.admission import Admission
 from executor_service.runs.backup_runs import BackupRuns
 from executor_service.runs.inline_hooks import InlineHooks
+from executor_service.runs.plans import PlanResolver
 from executor_service.runs.promises import LEASE_CHECK_INTERVAL, Promises
 from executor_service.runs.script_tests import ScriptTests
 from executor_service.runs.windows import Windows
@@ -161,10 +162,16 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
             tasks=tasks,
             on_recorded=recorder.wake,
         )
-        runs = BackupRuns(
-            journal=journal,
+        plans = PlanResolver(
             library=library,
             cache=cache,
+            journal=journal,
+            clock=options.clock,
+            max_age_seconds=settings.executor_plan_max_age_seconds,
+        )
+        runs = BackupRuns(
+            journal=journal,
+            plans=plans,
             chains=chains,
             promises=promises,
             clock=options.clock,

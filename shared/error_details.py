@@ -8,6 +8,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from shared.grpc_errors import ERROR_DOMAIN
+
 
 @dataclass
 class ErrorDetails:
@@ -19,6 +21,12 @@ class ErrorDetails:
     domain: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     field_violations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sent_by_hookshelf(self) -> bool:
+        """A Hookshelf server sent this error (with its ErrorInfo); otherwise gRPC made it
+        on the client's side (no connection, a deadline) or something else answered."""
+        return self.domain == ERROR_DOMAIN
 
 
 def details_of(error: grpc.RpcError) -> ErrorDetails:

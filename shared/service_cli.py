@@ -83,6 +83,7 @@ EXECUTOR = Service(
         "executor_health_listen",
         "executor_state_dir",
         "executor_max_concurrent_runs",
+        "executor_plan_max_age_seconds",
         "executor_journal_key",
         *_SERVER_TLS,
         "library_target",

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     executor_max_concurrent_runs: int = Field(
         default=256, ge=1, description="Open backup runs accepted before RESOURCE_EXHAUSTED."
     )
+    executor_plan_max_age_seconds: int = Field(
+        default=7 * 86_400,
+        ge=0,
+        description="While the library is unreachable, backups run the plans kept from the "
+        "last backup that reached it, if resolved at most this long ago; 0: never.",
+    )
     executor_journal_key: str = Field(
         default="",
         description="Fernet key sealing secret values in the executor's journal from hooks; "

@@ -129,6 +129,9 @@ class ChainContext:
     repository_path: str = ""
     outcome: library_pb2.BackupOutcome.ValueType = library_pb2.BACKUP_OUTCOME_UNSPECIFIED
     variables: dict[str, str] = field(default_factory=dict)
+    # Where the run's plans came from; every record of the chain says so.
+    plan_source: library_pb2.PlanSource.ValueType = library_pb2.PLAN_SOURCE_UNSPECIFIED
+    plan_resolved_at: float | None = None
 
     @classmethod
     def for_run(cls, run: RunRecord, hook_type: library_pb2.HookType.ValueType) -> ChainContext:
@@ -143,6 +146,8 @@ class ChainContext:
             repository_path=run.repository_path,
             outcome=(run.outcome if hook_type == POST else library_pb2.BACKUP_OUTCOME_UNSPECIFIED),
             variables=dict(run.variables),
+            plan_source=run.plan_source,
+            plan_resolved_at=run.plan_resolved_at,
         )
 
 
@@ -379,6 +384,8 @@ class ChainRunner:
             ),
             executor_id=self.executor_id,
             started_at=started_at,
+            plan_source=ctx.plan_source,
+            plan_resolved_at=ctx.plan_resolved_at,
         )
         attempt = StepRow(
             execution_id=execution_id,

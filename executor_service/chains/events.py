@@ -41,8 +41,13 @@ class _End:
 class EventStream:
     """Numbers events (+1 each), timestamps them and hands them to the reader."""
 
-    def __init__(self, run_id: str = "") -> None:
+    def __init__(
+        self, run_id: str = "", *, summary_base: executor_pb2.SummaryEvent | None = None
+    ) -> None:
         self.run_id = run_id
+        # Merged into the stream's summary: what every summary of the run says (where its
+        # plans came from: summaries.plan_origin).
+        self.summary_base = summary_base
         self._queue: asyncio.Queue[executor_pb2.HookEvent | _End] = asyncio.Queue(QUEUE_DEPTH)
         self._sequence = 0
         self._attached = True
@@ -69,6 +74,8 @@ class EventStream:
             self.summaries += 1
             if self.summaries > 1:
                 raise RuntimeError("a stream has exactly one summary")
+            if self.summary_base is not None:
+                event["summary"].MergeFrom(self.summary_base)
         await self._after_held_back()
         self._sequence += 1
         if not self._attached:

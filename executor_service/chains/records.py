@@ -37,9 +37,11 @@ def started_record(
     backup_outcome: library_pb2.BackupOutcome.ValueType,
     executor_id: str,
     started_at: float,
+    plan_source: library_pb2.PlanSource.ValueType = library_pb2.PLAN_SOURCE_UNSPECIFIED,
+    plan_resolved_at: float | None = None,
 ) -> library_pb2.Execution:
     """What is known of an execution when it starts."""
-    return library_pb2.Execution(
+    record = library_pb2.Execution(
         execution_id=execution_id,
         script_id=script_id,
         script_name=script_name,
@@ -52,7 +54,11 @@ def started_record(
         backup_outcome=backup_outcome,
         executor_id=executor_id,
         start_time=timestamp(started_at),
+        plan_source=plan_source,
     )
+    if plan_resolved_at is not None:
+        record.plan_resolve_time.CopyFrom(timestamp(plan_resolved_at))
+    return record
 
 
 def captured(output: object) -> library_pb2.CapturedOutput:

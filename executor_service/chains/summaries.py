@@ -62,20 +62,31 @@ def summary(
     )
 
 
+def plan_origin(run: RunRecord) -> executor_pb2.SummaryEvent:
+    """The part of every summary of a run that says where its plans came from (empty for
+    runs that are not backups); merged into each summary a client gets."""
+    origin = executor_pb2.SummaryEvent(plan_source=run.plan_source)
+    if run.plan_resolved_at is not None:
+        origin.plan_resolve_time.CopyFrom(timestamp(run.plan_resolved_at))
+    return origin
+
+
 def recorded_end(run: RunRecord) -> executor_pb2.SummaryEvent:
     """What EndBackup answers for a run that already ended: its recorded post summary."""
     if run.post_summary is not None:
         found = executor_pb2.SummaryEvent()
         found.CopyFrom(run.post_summary)
         found.run_state = run.state
-        return found
-    return executor_pb2.SummaryEvent(
-        verdict=run.verdict,
-        outcome=run.outcome,
-        post_chain_ran=run.post_chain_done,
-        run_state=run.state,
-        message="the run has no post summary yet",
-    )
+    else:
+        found = executor_pb2.SummaryEvent(
+            verdict=run.verdict,
+            outcome=run.outcome,
+            post_chain_ran=run.post_chain_done,
+            run_state=run.state,
+            message="the run has no post summary yet",
+        )
+    found.MergeFrom(plan_origin(run))
+    return found
 
 
 def run_view(run: RunRecord, steps: Sequence[StepRow]) -> executor_pb2.BackupRun:
@@ -89,6 +100,7 @@ def run_view(run: RunRecord, steps: Sequence[StepRow]) -> executor_pb2.BackupRun
         outcome=run.outcome,
         lease_expire_time=timestamp(run.lease_expires_at),
         create_time=timestamp(run.created_at),
+        plan_source=run.plan_source,
         steps=[
             executor_pb2.StepResult(
                 hook_type=step.hook_type,
@@ -104,8 +116,12 @@ def run_view(run: RunRecord, steps: Sequence[StepRow]) -> executor_pb2.BackupRun
     )
     if run.ended_at is not None:
         view.end_time.CopyFrom(timestamp(run.ended_at))
+    if run.plan_resolved_at is not None:
+        view.plan_resolve_time.CopyFrom(timestamp(run.plan_resolved_at))
     if run.pre_summary is not None:
         view.pre_summary.CopyFrom(run.pre_summary)
+        view.pre_summary.MergeFrom(plan_origin(run))
     if run.post_summary is not None:
         view.post_summary.CopyFrom(run.post_summary)
+        view.post_summary.MergeFrom(plan_origin(run))
     return view

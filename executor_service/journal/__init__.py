@@ -3,7 +3,7 @@
 SQLite at ``<HOOKSHELF_EXECUTOR_STATE_DIR>/journal.db`` (WAL; ``synchronous=FULL`` for
 what the promise rests on: such a commit is on disk when it returns, because the journal
 *is* the promise; see `connection.Connection._transact` and
-`steps.Steps.commit_step_result` for what is not). Five tables:
+`steps.Steps.commit_step_result` for what is not). Six tables:
 
 - ``meta`` (meta.py): small facts about this executor by key; today only
   ``executor_id``, the executor's stable id, made on first use.
@@ -22,6 +22,9 @@ what the promise rests on: such a commit is on disk when it returns, because the
   execution id.
 - ``window_holders`` (windows.py): the holders of an open maintenance window (a run of
   kind 'window') and their leases; the run's lease is the latest of them.
+- ``kept_plans`` (kept_plans.py): the last plans the library resolved per repository and
+  hook type, kept with the run that resolved them, for backups while the library is
+  unreachable.
 
 The layout has a version (``PRAGMA user_version``, `SCHEMA_VERSION`); opening a journal
 brings an older one up to it in one transaction before anything else runs, and refuses one
@@ -39,6 +42,7 @@ one connection used by one thread of its own (connection.py).
 from __future__ import annotations
 
 from executor_service.journal.connection import StateDirInUse
+from executor_service.journal.kept_plans import KeptPlan, KeptPlans
 from executor_service.journal.meta import Meta
 from executor_service.journal.outbox import Outbox
 from executor_service.journal.rows import (
@@ -67,6 +71,7 @@ __all__ = [
     "Journal",
     "JournalKeyMissing",
     "JournalTooNew",
+    "KeptPlan",
     "RunRecord",
     "StateDirInUse",
     "StepRow",
@@ -74,7 +79,7 @@ __all__ = [
 ]
 
 
-class Journal(Meta, Runs, WindowHolders, Steps, Outbox):
+class Journal(Meta, Runs, KeptPlans, WindowHolders, Steps, Outbox):
     """Async access to the journal: `Journal.open` a state dir, use it, `close` it.
 
     Open: `Journal.open` (connection.py). Tables: `executor_id` (meta); `create_run`,
@@ -82,5 +87,5 @@ class Journal(Meta, Runs, WindowHolders, Steps, Outbox):
     `expired_runs` (runs); `holders`, `set_holder`, `remove_holders` (window holders);
     `step_started`, `step_finished`, `commit_step_result`, `steps_of`, `done_steps`,
     `unfinished_steps` (steps); `pending_records`, `count_pending`, `mark_delivered`,
-    `mark_rejected` (outbox); `synced` (syncing).
+    `mark_rejected` (outbox); `kept_plans` (kept plans); `synced` (syncing).
     """

@@ -53,6 +53,10 @@ class RunRecord:
     post_summary: executor_pb2.SummaryEvent | None = None
     created_at: float = 0.0
     ended_at: float | None = None
+    # Backup runs: where the plans came from (LIBRARY, or CACHED when the library was
+    # unreachable and the kept plans ran) and when the library resolved them.
+    plan_source: library_pb2.PlanSource.ValueType = library_pb2.PLAN_SOURCE_UNSPECIFIED
+    plan_resolved_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -121,6 +125,8 @@ def run_values(run: RunRecord, sealer: Sealer) -> tuple[Any, ...]:
         json.dumps(run.variables, sort_keys=True),
         encode_plan(sealer.seal_plan(run.post_plan)),
         run.created_at,
+        run.plan_source,
+        run.plan_resolved_at,
     )
 
 
@@ -145,6 +151,8 @@ def run_of(row: sqlite3.Row, sealer: Sealer) -> RunRecord:
         post_summary=decode_summary(row["post_summary"]),
         created_at=row["created_at"],
         ended_at=row["ended_at"],
+        plan_source=row["plan_source"],
+        plan_resolved_at=row["plan_resolved_at"],
     )
 
 

@@ -4,9 +4,11 @@ window, written (synced) before any child process of the run starts."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from executor_service.journal.connection import Connection
+from executor_service.journal.kept_plans import UPSERT_KEPT_PLAN, KeptPlan, kept_plan_values
 from executor_service.journal.rows import RunRecord, encode_run_value, run_of, run_values
 from shared.errors import FailedPrecondition
 from shared.stubs import executor_pb2
@@ -31,8 +33,8 @@ _UPDATABLE = frozenset(
 _INSERT_RUN = (
     "INSERT INTO runs (run_id, kind, repository_id, job_id, repository_path, "
     "trigger, state, verdict, outcome, lease_seconds, lease_expires_at, "
-    "pre_started, post_chain_done, variables, post_plan, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "pre_started, post_chain_done, variables, post_plan, created_at, plan_source, "
+    "plan_resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _OPEN_RUN_OF_REPOSITORY = (
     f"SELECT * FROM runs WHERE repository_id = ? AND state != {executor_pb2.RUN_STATE_ENDED}"
@@ -40,9 +42,12 @@ _OPEN_RUN_OF_REPOSITORY = (
 
 
 class Runs(Connection):
-    async def create_run(self, run: RunRecord) -> None:
-        """Write a new run (synced). A repository with an open run: FailedPrecondition."""
+    async def create_run(self, run: RunRecord, *, keep: Sequence[KeptPlan] = ()) -> None:
+        """Write a new run (synced). A repository with an open run: FailedPrecondition.
+        ``keep``: plans just resolved from the library, kept in the same transaction (one
+        sync) for when the library is unreachable (kept_plans.py)."""
         values = run_values(run, self._sealer)
+        kept = [kept_plan_values(plan, self._sealer) for plan in keep]
 
         def body(db: sqlite3.Connection) -> None:
             existing = db.execute(
@@ -57,6 +62,8 @@ class Runs(Connection):
                     metadata={"run_id": existing["run_id"], "repository_id": run.repository_id},
                 )
             db.execute(_INSERT_RUN, values)
+            if kept:
+                db.executemany(UPSERT_KEPT_PLAN, kept)
 
         await self._transact(body)
 

@@ -110,8 +110,33 @@ def _statements(script: str) -> list[str]:
     return found
 
 
+# Version 2 (issue 12): the last plans resolved per repository and hook type, so backups
+# go on while the library is unreachable; and where each run's plans came from.
+_VERSION_2 = """
+-- The last plan the library resolved for a repository and hook type (digests only: the
+-- content is in the content cache, on disk). Secret values sealed as in runs.post_plan.
+CREATE TABLE kept_plans (
+    repository_id TEXT NOT NULL,
+    hook_type INTEGER NOT NULL,
+    plan BLOB NOT NULL,
+    resolved_at REAL NOT NULL,
+    PRIMARY KEY (repository_id, hook_type)
+);
+-- PlanSource of the run's plans (0: not a backup run, or a run of version 1) and when the
+-- library resolved them.
+ALTER TABLE runs ADD COLUMN plan_source INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN plan_resolved_at REAL;
+"""
+
+
+def _to_version_2(db: sqlite3.Connection) -> None:
+    for statement in _statements(_VERSION_2):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _to_version_1,
+    _to_version_2,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -88,16 +88,23 @@ class ContentCache:
             _sync_file(path)  # it may have been written without a sync
         return digest
 
-    async def fill(self, digest: str, content: bytes, *, durable: bool = False) -> bool:
+    async def fill(
+        self, digest: str, content: bytes, *, durable: bool = False, on_disk: bool = False
+    ) -> bool:
         """Cache content the library sent along (with a plan) instead of fetching it.
         False, and nothing stored, when it does not match its digest. ``durable``: on
-        disk for good before this returns; otherwise held in memory (not written)."""
+        disk for good before this returns; otherwise held in memory, and with ``on_disk``
+        also written (unsynced) when no file holds it yet: a kept plan
+        (runs/plans.py) must find it after a restart. Only a digest seen for the first
+        time costs a file; one already there costs a stat."""
         path = self._path(digest)
         if digest_of(content) != digest:
             log.warning("cache.sent_content_does_not_match", digest=digest)
             return False
         if not durable:
             self._hold(digest, content)
+            if on_disk and not path.exists():
+                await asyncio.to_thread(self._write, path, content, durable=False)
         elif self._read_verified(path, digest) is None:
             await asyncio.to_thread(self._write, path, content, durable=True)
         else:

@@ -51,7 +51,7 @@ class LibraryPort(Protocol):
 def domain_error(error: HookshelfCallError) -> Exception:
     """The domain error a failed library call stands for."""
     code = error.code
-    message = f"library {error.method}: {error.details.message or code.name}"
+    message = f"library at {error.target}: {error.method}: {error.details.message or code.name}"
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(message)
     if code == grpc.StatusCode.INVALID_ARGUMENT and error.field_violations:

@@ -12,7 +12,8 @@ Decisions:
 - Both plans (pre and post) are resolved, and all their content cached and verified (the
   post plan's also synced to disk), at BeginBackup before the run is written: a post
   chain owed later (lease expiry, restart) does not depend on the library being
-  reachable then. Assignments changed during a run apply from the next run.
+  reachable then. Assignments changed during a run apply from the next run. The plans
+  come from runs/plans.py: the library's, or the kept ones while it is unreachable.
 - The lease starts at BeginBackup and starts again when the pre chain ends, so a long
   pre chain does not eat the time the backup has; RenewBackup moves it from now.
 - A run with an empty pre chain that proceeds is owed its post chain like any other.
@@ -20,7 +21,6 @@ Decisions:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,12 +37,10 @@ from executor_service.chains.chain_runner import (
 )
 from executor_service.chains.control import ChainControl, Lifecycle, StopReason
 from executor_service.chains.events import EventStream
-from executor_service.chains.summaries import recorded_end, run_view, summary
+from executor_service.chains.summaries import plan_origin, recorded_end, run_view, summary
 from executor_service.chains.variables import check_variables
 from executor_service.clock import Clock
 from executor_service.journal import KIND_BACKUP, KIND_INLINE, Journal, RunRecord
-from executor_service.library.content_cache import ContentCache, ContentUnavailable
-from executor_service.library.port import LibraryPort
 from executor_service.runs.admission import Admission, Slot
 from executor_service.runs.checks import (
     DEFAULT_LEASE_SECONDS,
@@ -52,28 +50,20 @@ from executor_service.runs.checks import (
     check_run_id,
     check_text,
 )
+from executor_service.runs.plans import PLAN_FROM_KEPT_COPY, PlanResolver, Plans
 from executor_service.runs.promises import AWAITING_END, ENDED, POST_RUNNING, PRE_RUNNING, Promises
 from executor_service.tasks import TaskKeeper
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
-from shared.hook_policy import MAX_ID_LENGTH, MAX_INLINE_CONTENT_BYTES
+from shared.hook_policy import MAX_ID_LENGTH
 from shared.stubs import executor_pb2, library_pb2
 
 log = structlog.get_logger("hookshelf.executor.runs")
 
-CONTENT_FETCH_CONCURRENCY = 16
 _OUTCOME_OF_STOP = {
     Stop.SKIP: library_pb2.BACKUP_OUTCOME_SKIPPED,
     Stop.ABORT: library_pb2.BACKUP_OUTCOME_ABORTED,
     Stop.CANCELLED: library_pb2.BACKUP_OUTCOME_CANCELLED,
 }
-
-
-@dataclass(frozen=True)
-class Plans:
-    """The two chains of a run."""
-
-    pre: list[library_pb2.PlanStep]
-    post: list[library_pb2.PlanStep]
 
 
 @dataclass(frozen=True)
@@ -100,8 +90,7 @@ class BackupRuns:
         self,
         *,
         journal: Journal,
-        library: LibraryPort,
-        cache: ContentCache,
+        plans: PlanResolver,
         chains: ChainRunner,
         promises: Promises,
         clock: Clock,
@@ -110,8 +99,7 @@ class BackupRuns:
         admission: Admission,
     ) -> None:
         self.journal = journal
-        self.library = library
-        self.cache = cache
+        self.plans = plans
         self.chains = chains
         self.promises = promises
         self.clock = clock
@@ -170,7 +158,7 @@ class BackupRuns:
         slot = self.admission.admit()
         try:
             if plans is None:
-                plans = await self.resolve_plans(request.repository_id)
+                plans = await self.plans.for_backup(request.repository_id)
             now = self.clock.now()
             run = RunRecord(
                 run_id=str(uuid.uuid4()),
@@ -184,8 +172,10 @@ class BackupRuns:
                 variables=variables,
                 post_plan=plans.post,
                 created_at=now,
+                plan_source=plans.source,
+                plan_resolved_at=plans.resolved_at,
             )
-            await self.journal.create_run(run)
+            await self.journal.create_run(run, keep=plans.keep)
             if on_open is not None:
                 await on_open(run)
         except BaseException:
@@ -197,11 +187,12 @@ class BackupRuns:
             repository_id=run.repository_id,
             pre_steps=len(plans.pre),
             post_steps=len(plans.post),
+            plan_source=library_pb2.PlanSource.Name(plans.source),
         )
-        stream = EventStream(run.run_id)
+        stream = EventStream(run.run_id, summary_base=plan_origin(run))
         control = self.lifecycle.control()
         self.tasks.spawn(
-            self._drive_begin(run, plans.pre, stream, control, slot, on_open),
+            self._drive_begin(run, plans, stream, control, slot, on_open),
             name=f"begin {run.run_id}",
         )
         return Started(stream, client_gone=lambda: control.stop(StopReason.CLIENT))
@@ -217,65 +208,10 @@ class BackupRuns:
                 metadata={"run_id": run.run_id, "repository_id": repository_id},
             )
 
-    async def resolve_plans(self, repository_id: str) -> Plans:
-        """Both chains from the library, their content cached and verified."""
-        # Both plans carry their content inline, up to the library's ceiling: a cold cache then
-        # costs the plan's round trip instead of one GetScriptContent per script.
-        pre, post = await asyncio.gather(  # two round trips at once
-            self.library.resolve_plan(
-                repository_id,
-                library_pb2.HOOK_TYPE_PRE_BACKUP,
-                inline_content_max_bytes=MAX_INLINE_CONTENT_BYTES,
-            ),
-            self.library.resolve_plan(
-                repository_id,
-                library_pb2.HOOK_TYPE_POST_BACKUP,
-                inline_content_max_bytes=MAX_INLINE_CONTENT_BYTES,
-            ),
-        )
-        # Content the plans carry is cached from there; the rest is fetched one script
-        # at a time. The plans keep digests only (the post plan is stored in the journal).
-        carried: dict[str, bytes] = {}
-        for step in (*pre, *post):
-            if step.content:
-                carried[step.digest] = step.content.encode("utf-8")
-                step.ClearField("content")
-        # Only the post plan's content must survive a power cut (a post chain owed later
-        # may have no library); the pre chain runs now, from what was just fetched.
-        owed_later = {step.digest for step in post}
-        fetching = asyncio.Semaphore(CONTENT_FETCH_CONCURRENCY)
-
-        async def ensure(digest: str) -> None:
-            durable = digest in owed_later
-            sent = carried.get(digest)
-            if sent is not None and await self.cache.fill(digest, sent, durable=durable):
-                return
-            async with fetching:
-                try:
-                    await self.cache.ensure(digest, durable=durable)
-                except ContentUnavailable as error:
-                    # The step will fail when its turn comes (an event, not an RPC error).
-                    log.warning("content.unavailable", digest=digest, error=error.message)
-
-        # Concurrently: a new chain of many scripts costs a few round trips to the library
-        # (and the post plan's cache writes share fsyncs), not one after the other.
-        tasks = [
-            asyncio.ensure_future(ensure(digest))
-            for digest in sorted({step.digest for step in (*pre, *post)})
-        ]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:  # the library is away (Unavailable), or we are cancelled
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        return Plans(pre=pre, post=post)
-
     async def _drive_begin(
         self,
         run: RunRecord,
-        pre_plan: list[library_pb2.PlanStep],
+        plans: Plans,
         stream: EventStream,
         control: ChainControl,
         slot: Slot,
@@ -284,8 +220,14 @@ class BackupRuns:
         """The pre chain, then (ABORT, SKIP, cancel) the post chain, then one summary."""
         error: BaseException | None = None
         try:
+            if plans.warning:
+                await stream.emit(
+                    warning=executor_pb2.WarningEvent(
+                        reason=PLAN_FROM_KEPT_COPY, message=plans.warning
+                    )
+                )
             ctx = ChainContext.for_run(run, PRE)
-            steps = chain_steps(pre_plan, PRE)
+            steps = chain_steps(plans.pre, PRE)
             if steps:
                 # The promise binds from here: synced before the first child starts.
                 await self.journal.update_run(run.run_id, pre_started=True)
@@ -416,7 +358,7 @@ class BackupRuns:
                 f"run {run_id} is still in its pre chain; end it after BeginBackup's summary",
                 metadata={"run_id": run_id},
             )
-        stream = EventStream(run_id)
+        stream = EventStream(run_id, summary_base=plan_origin(run))
         slot = self.admission.admit() if run.state == AWAITING_END else None
         self.tasks.spawn(
             self._drive_end(run_id, reported, dict(variables), stream, slot), name=f"end {run_id}"

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from executor_service.journal import KIND_INLINE
 from executor_service.library.content_cache import ContentCache
-from executor_service.runs.backup_runs import BackupRuns, BeginRequest, Plans, Started
+from executor_service.runs.backup_runs import BackupRuns, BeginRequest, Started
+from executor_service.runs.plans import Plans
 from shared.errors import InvalidArgument, Violations
 from shared.hook_policy import (
     DEFAULT_TIMEOUT_SECONDS,

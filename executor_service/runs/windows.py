@@ -28,8 +28,9 @@ from executor_service.clock import Clock
 from executor_service.journal import KIND_WINDOW, Journal, RunRecord
 from executor_service.library.content_cache import ContentCache
 from executor_service.library.port import LibraryPort
-from executor_service.runs.backup_runs import BackupRuns, BeginRequest, Plans, Started
+from executor_service.runs.backup_runs import BackupRuns, BeginRequest, Started
 from executor_service.runs.checks import check_lease, check_outcome, check_text
+from executor_service.runs.plans import Plans
 from executor_service.runs.promises import AWAITING_END
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from shared.hook_policy import DEFAULT_TIMEOUT_SECONDS, MAX_ID_LENGTH

@@ -76,6 +76,8 @@ def execution_to_proto(row: models.Execution | Row[Any]) -> library_pb2.Executio
         error_message,
         executor_id,
         _recorded_at,
+        plan_source,
+        plan_resolve_time,
     ) = values
     message = library_pb2.Execution(
         execution_id=execution_id,
@@ -93,8 +95,11 @@ def execution_to_proto(row: models.Execution | Row[Any]) -> library_pb2.Executio
         backup_outcome=backup_outcome,
         error_message=error_message,
         executor_id=executor_id,
+        plan_source=plan_source,
     )
     _set_time(message.start_time, start_time)
+    if plan_resolve_time is not None:
+        _set_time(message.plan_resolve_time, plan_resolve_time)
     if end_time is not None:
         _set_time(message.end_time, end_time)
     _set_output(message.stdout, stdout_head, stdout_tail, stdout_total_bytes, stdout_truncated)

@@ -38,7 +38,7 @@ from shared.hook_policy import check_enum
 from shared.stubs import library_pb2
 
 MAX_RECORDS_PER_CALL = 1000
-_CHUNK = 500  # rows per INSERT: 500 x 27 columns stays under every bound-parameter limit
+_CHUNK = 500  # rows per INSERT: 500 x 29 columns stays under every bound-parameter limit
 # Test runs (TestScript) are history but not use: they do not count towards usage.
 NOT_USAGE = library_pb2.EXECUTION_TRIGGER_TEST
 
@@ -119,6 +119,7 @@ def _check_execution(path: str, record: library_pb2.Execution, problems: Violati
         ("hook_type", library_pb2.HookType.DESCRIPTOR, True),
         ("trigger", library_pb2.ExecutionTrigger.DESCRIPTOR, True),
         ("backup_outcome", library_pb2.BackupOutcome.DESCRIPTOR, True),
+        ("plan_source", library_pb2.PlanSource.DESCRIPTOR, True),
     )
     for name, descriptor, optional in enums:
         try:
@@ -134,6 +135,8 @@ def _check_execution(path: str, record: library_pb2.Execution, problems: Violati
         start = _time_or_none(f"{path}.start_time", record.start_time, problems)
     if record.HasField("end_time"):
         end = _time_or_none(f"{path}.end_time", record.end_time, problems)
+    if record.HasField("plan_resolve_time"):
+        _time_or_none(f"{path}.plan_resolve_time", record.plan_resolve_time, problems)
     if start is not None and end is not None and end < start:
         problems.add(f"{path}.end_time", "must not be before start_time")
     if record.duration_ms < 0:
@@ -168,7 +171,7 @@ _SQLITE_INSERT = _sqlite_insert()
 
 
 def _row_of(record: library_pb2.Execution, now: datetime) -> dict[str, Any]:
-    def when(field: Literal["start_time", "end_time"]) -> datetime | None:
+    def when(field: Literal["start_time", "end_time", "plan_resolve_time"]) -> datetime | None:
         if not record.HasField(field):
             return None
         return getattr(record, field).ToDatetime(tzinfo=UTC)
@@ -200,6 +203,8 @@ def _row_of(record: library_pb2.Execution, now: datetime) -> dict[str, Any]:
         "error_message": record.error_message,
         "executor_id": record.executor_id,
         "recorded_at": now,
+        "plan_source": record.plan_source,
+        "plan_resolve_time": when("plan_resolve_time"),
     }
 
 

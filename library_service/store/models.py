@@ -150,6 +150,12 @@ class Execution(Base):
     error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
     executor_id: Mapped[str] = mapped_column(String(NAME_LENGTH), nullable=False, default="")
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # PlanSource: whether the step's plan came from the library or the executor's kept
+    # copy (the library was unreachable), and when the library resolved it.
+    plan_source: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    plan_resolve_time: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
     __table_args__ = (
         # The activity feed: newest first, ties by id, optionally narrowed.

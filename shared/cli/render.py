@@ -135,6 +135,8 @@ class EventPrinter:
             skip = event.step_skipped
             why = skip.detail or label(executor_pb2.SkipReason, skip.reason)
             self.line(f"{self._n(skip.step_index)} – {skip.script_name} skipped: {why}", "dim")
+        elif kind == "warning":
+            self.warn(f"warning: {event.warning.message}")
         elif kind == "summary":
             self._summary(event.summary)
 

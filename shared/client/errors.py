@@ -42,7 +42,9 @@ class HookshelfCallError(Exception):
     def describe(self) -> str:
         """One line a person can act on."""
         code = self.details.code
-        if code == grpc.StatusCode.UNAVAILABLE:
+        if code == grpc.StatusCode.UNAVAILABLE and not self.details.sent_by_hookshelf:
+            # gRPC's own: no connection (a Hookshelf server that answered UNAVAILABLE
+            # says why, e.g. the executor cannot reach the library: told below, as sent).
             return f"cannot reach the {self.service} at {self.target}: is it running?"
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return f"the {self.service} at {self.target} did not answer {self.method} in time"

@@ -344,6 +344,32 @@ class StepSkippedEvent(_message.Message):
 Global___StepSkippedEvent: _TypeAlias = StepSkippedEvent  # noqa: Y015
 
 @_typing.final
+class WarningEvent(_message.Message):
+    """Something the orchestrator should know that does not stop the run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Stable and machine-readable, e.g. PLAN_FROM_KEPT_COPY."""
+    message: _builtins.str
+    """A human-readable account."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarningEvent: _TypeAlias = WarningEvent  # noqa: Y015
+
+@_typing.final
 class SummaryEvent(_message.Message):
     """The last event of every stream."""
 
@@ -378,6 +404,8 @@ class SummaryEvent(_message.Message):
     POST_CHAIN_RAN_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RUN_STATE_FIELD_NUMBER: _builtins.int
+    PLAN_SOURCE_FIELD_NUMBER: _builtins.int
+    PLAN_RESOLVE_TIME_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     """Set for pre chains (BeginBackup, RunInlineHooks PRE)."""
     outcome: _library_pb2.BackupOutcome.ValueType
@@ -394,9 +422,17 @@ class SummaryEvent(_message.Message):
     message: _builtins.str
     """A human-readable account."""
     run_state: Global___RunState.ValueType
+    plan_source: _library_pb2.PlanSource.ValueType
+    """Where the run's plans came from (backup runs): LIBRARY, or CACHED when the
+    library was unreachable at BeginBackup and the kept plans ran.
+    """
     @_builtins.property
     def variables(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """KEY=VALUE lines the steps wrote to $HOOKSHELF_OUTPUT."""
+
+    @_builtins.property
+    def plan_resolve_time(self) -> _timestamp_pb2.Timestamp:
+        """When the library resolved the plans the run uses."""
 
     def __init__(
         self,
@@ -410,10 +446,12 @@ class SummaryEvent(_message.Message):
         post_chain_ran: _builtins.bool = ...,
         message: _builtins.str = ...,
         run_state: Global___RunState.ValueType = ...,
+        plan_source: _library_pb2.PlanSource.ValueType = ...,
+        plan_resolve_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan_resolve_time", b"plan_resolve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_count", b"failed_count", "message", b"message", "outcome", b"outcome", "post_chain_ran", b"post_chain_ran", "run_state", b"run_state", "skipped_count", b"skipped_count", "succeeded_count", b"succeeded_count", "variables", b"variables", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed_count", b"failed_count", "message", b"message", "outcome", b"outcome", "plan_resolve_time", b"plan_resolve_time", "plan_source", b"plan_source", "post_chain_ran", b"post_chain_ran", "run_state", b"run_state", "skipped_count", b"skipped_count", "succeeded_count", b"succeeded_count", "variables", b"variables", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -434,6 +472,7 @@ class HookEvent(_message.Message):
     STEP_FINISHED_FIELD_NUMBER: _builtins.int
     STEP_SKIPPED_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     sequence: _builtins.int
     """Increases by one per event within a stream."""
@@ -451,6 +490,8 @@ class HookEvent(_message.Message):
     def step_skipped(self) -> Global___StepSkippedEvent: ...
     @_builtins.property
     def summary(self) -> Global___SummaryEvent: ...
+    @_builtins.property
+    def warning(self) -> Global___WarningEvent: ...
     def __init__(
         self,
         *,
@@ -463,12 +504,13 @@ class HookEvent(_message.Message):
         step_finished: Global___StepFinishedEvent | None = ...,
         step_skipped: Global___StepSkippedEvent | None = ...,
         summary: Global___SummaryEvent | None = ...,
+        warning: Global___WarningEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "output", b"output", "plan", b"plan", "step_finished", b"step_finished", "step_skipped", b"step_skipped", "step_started", b"step_started", "summary", b"summary", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "output", b"output", "plan", b"plan", "step_finished", b"step_finished", "step_skipped", b"step_skipped", "step_started", b"step_started", "summary", b"summary", "time", b"time", "warning", b"warning"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "output", b"output", "plan", b"plan", "run_id", b"run_id", "sequence", b"sequence", "step_finished", b"step_finished", "step_skipped", b"step_skipped", "step_started", b"step_started", "summary", b"summary", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "output", b"output", "plan", b"plan", "run_id", b"run_id", "sequence", b"sequence", "step_finished", b"step_finished", "step_skipped", b"step_skipped", "step_started", b"step_started", "summary", b"summary", "time", b"time", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["plan", "step_started", "output", "step_finished", "step_skipped", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["plan", "step_started", "output", "step_finished", "step_skipped", "summary", "warning"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -531,12 +573,16 @@ class BackupRun(_message.Message):
     STEPS_FIELD_NUMBER: _builtins.int
     PRE_SUMMARY_FIELD_NUMBER: _builtins.int
     POST_SUMMARY_FIELD_NUMBER: _builtins.int
+    PLAN_SOURCE_FIELD_NUMBER: _builtins.int
+    PLAN_RESOLVE_TIME_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     repository_id: _builtins.str
     job_id: _builtins.str
     state: Global___RunState.ValueType
     verdict: Global___Verdict.ValueType
     outcome: _library_pb2.BackupOutcome.ValueType
+    plan_source: _library_pb2.PlanSource.ValueType
+    """Where the run's plans came from, and when the library resolved them."""
     @_builtins.property
     def lease_expire_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -553,6 +599,8 @@ class BackupRun(_message.Message):
     def post_summary(self) -> Global___SummaryEvent:
         """The post chain's summary, once it ended."""
 
+    @_builtins.property
+    def plan_resolve_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -568,10 +616,12 @@ class BackupRun(_message.Message):
         steps: _abc.Iterable[Global___StepResult] | None = ...,
         pre_summary: Global___SummaryEvent | None = ...,
         post_summary: Global___SummaryEvent | None = ...,
+        plan_source: _library_pb2.PlanSource.ValueType = ...,
+        plan_resolve_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "lease_expire_time", b"lease_expire_time", "post_summary", b"post_summary", "pre_summary", b"pre_summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "lease_expire_time", b"lease_expire_time", "plan_resolve_time", b"plan_resolve_time", "post_summary", b"post_summary", "pre_summary", b"pre_summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "job_id", b"job_id", "lease_expire_time", b"lease_expire_time", "outcome", b"outcome", "post_summary", b"post_summary", "pre_summary", b"pre_summary", "repository_id", b"repository_id", "run_id", b"run_id", "state", b"state", "steps", b"steps", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "job_id", b"job_id", "lease_expire_time", b"lease_expire_time", "outcome", b"outcome", "plan_resolve_time", b"plan_resolve_time", "plan_source", b"plan_source", "post_summary", b"post_summary", "pre_summary", b"pre_summary", "repository_id", b"repository_id", "run_id", b"run_id", "state", b"state", "steps", b"steps", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -202,6 +202,34 @@ EXECUTION_TRIGGER_INLINE: ExecutionTrigger.ValueType  # 4
 """A legacy inline script (RunInlineHooks)."""
 Global___ExecutionTrigger: _TypeAlias = ExecutionTrigger  # noqa: Y015
 
+class _PlanSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlanSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PlanSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLAN_SOURCE_UNSPECIFIED: _PlanSource.ValueType  # 0
+    """Not a backup run's plan (test, inline hooks), or recorded by an older executor."""
+    PLAN_SOURCE_LIBRARY: _PlanSource.ValueType  # 1
+    """Resolved from the library when the run began."""
+    PLAN_SOURCE_CACHED: _PlanSource.ValueType  # 2
+    """The library could not be reached when the run began: the executor ran the plan it
+    had kept from the last run it resolved (see plan_resolve_time).
+    """
+
+class PlanSource(_PlanSource, metaclass=_PlanSourceEnumTypeWrapper):
+    """Where the plan a step ran from came from."""
+
+PLAN_SOURCE_UNSPECIFIED: PlanSource.ValueType  # 0
+"""Not a backup run's plan (test, inline hooks), or recorded by an older executor."""
+PLAN_SOURCE_LIBRARY: PlanSource.ValueType  # 1
+"""Resolved from the library when the run began."""
+PLAN_SOURCE_CACHED: PlanSource.ValueType  # 2
+"""The library could not be reached when the run began: the executor ran the plan it
+had kept from the last run it resolved (see plan_resolve_time).
+"""
+Global___PlanSource: _TypeAlias = PlanSource  # noqa: Y015
+
 class _ParameterType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -654,6 +682,8 @@ class Execution(_message.Message):
     BACKUP_OUTCOME_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    PLAN_SOURCE_FIELD_NUMBER: _builtins.int
+    PLAN_RESOLVE_TIME_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """Chosen by the executor; recording is idempotent by it."""
     script_id: _builtins.str
@@ -674,6 +704,8 @@ class Execution(_message.Message):
     """Why it failed to start or was killed, if so."""
     executor_id: _builtins.str
     """Which executor ran it."""
+    plan_source: Global___PlanSource.ValueType
+    """Where the step's plan came from; CACHED: the library was unreachable."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -682,6 +714,10 @@ class Execution(_message.Message):
     def stdout(self) -> Global___CapturedOutput: ...
     @_builtins.property
     def stderr(self) -> Global___CapturedOutput: ...
+    @_builtins.property
+    def plan_resolve_time(self) -> _timestamp_pb2.Timestamp:
+        """When the library resolved that plan (for CACHED: how old the kept plan was)."""
+
     def __init__(
         self,
         *,
@@ -704,10 +740,12 @@ class Execution(_message.Message):
         backup_outcome: Global___BackupOutcome.ValueType = ...,
         error_message: _builtins.str = ...,
         executor_id: _builtins.str = ...,
+        plan_source: Global___PlanSource.ValueType = ...,
+        plan_resolve_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "plan_resolve_time", b"plan_resolve_time", "start_time", b"start_time", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_outcome", b"backup_outcome", "digest", b"digest", "duration_ms", b"duration_ms", "end_time", b"end_time", "error_message", b"error_message", "execution_id", b"execution_id", "executor_id", b"executor_id", "exit_code", b"exit_code", "hook_type", b"hook_type", "job_id", b"job_id", "repository_id", b"repository_id", "run_id", b"run_id", "script_id", b"script_id", "script_name", b"script_name", "start_time", b"start_time", "status", b"status", "stderr", b"stderr", "stdout", b"stdout", "trigger", b"trigger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_outcome", b"backup_outcome", "digest", b"digest", "duration_ms", b"duration_ms", "end_time", b"end_time", "error_message", b"error_message", "execution_id", b"execution_id", "executor_id", b"executor_id", "exit_code", b"exit_code", "hook_type", b"hook_type", "job_id", b"job_id", "plan_resolve_time", b"plan_resolve_time", "plan_source", b"plan_source", "repository_id", b"repository_id", "run_id", b"run_id", "script_id", b"script_id", "script_name", b"script_name", "start_time", b"start_time", "status", b"status", "stderr", b"stderr", "stdout", b"stdout", "trigger", b"trigger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -137,9 +137,10 @@ class Stack:
 
 
 @contextmanager
-def running_stack(*, executor: bool) -> Iterator[Stack]:
-    """The library on SQLite (and the executor on a unix socket) in a fresh directory.
-    A short /tmp path: unix socket paths are limited to ~107 bytes."""
+def running_stack(*, executor: bool, **settings: str) -> Iterator[Stack]:
+    """The library on SQLite (and the executor on a unix socket) in a fresh directory,
+    with more HOOKSHELF_* ``settings`` if given. A short /tmp path: unix socket paths are
+    limited to ~107 bytes."""
     data = Path(tempfile.mkdtemp(prefix="hs-cli-", dir="/tmp"))
     library_target = f"127.0.0.1:{free_port()}"
     socket_target = f"unix:{data}/executor.sock"
@@ -152,6 +153,7 @@ def running_stack(*, executor: bool) -> Iterator[Stack]:
         HOOKSHELF_EXECUTOR_STATE_DIR=str(data / "executor"),
         HOOKSHELF_LOG_FORMAT="json",
         HOOKSHELF_SHUTDOWN_GRACE_SECONDS="5",
+        **settings,
     )
     stack = Stack(data, env)
     try:

@@ -47,6 +47,10 @@ class LibraryPort(Protocol):
         self, executions: Sequence[pb.Execution]
     ) -> pb.RecordExecutionsResponse: ...
 
+    async def reconnected(self) -> None:
+        """Return when the library is reachable again after an outage."""
+        ...
+
 
 def domain_error(error: HookshelfCallError) -> Exception:
     """The domain error a failed library call stands for."""
@@ -111,6 +115,9 @@ class GrpcLibrary:
             self.client.get_maintenance_window(request, timeout=PLAN_TIMEOUT)
         )
         return response.window
+
+    async def reconnected(self) -> None:
+        await self.client.reconnected()
 
     async def record_executions(
         self, executions: Sequence[pb.Execution]

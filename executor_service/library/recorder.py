@@ -3,7 +3,10 @@
 Records enter the journal's outbox in the same transaction as their step's result
 (chains/chain_runner.py). This background task sends them in batches with
 RecordExecutions (a deadline per call), marks them delivered, and while the library is
-away backs off (doubling, up to a cap) and keeps them. The library stores by execution id and ignores ids it already
+away backs off (doubling, up to a cap) and keeps them. The back-off ends early when the
+channel to the library connects again (`LibraryPort.reconnected`): records reach a
+library that is back within about a second of its return, not at the end of a back-off
+of up to MAX_BACKOFF. The library stores by execution id and ignores ids it already
 has, so a batch that was stored but whose answer was lost is simply sent again: counted
 once. A batch the library rejects as invalid is retried record by record and only the
 bad records are set aside (``delivered = 2`` with the error) so one bad record cannot
@@ -48,18 +51,22 @@ class Recorder:
         *,
         batch_size: int = BATCH_SIZE,
         batch_bytes: int = BATCH_BYTES,
+        first_backoff: float = FIRST_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self.journal = journal
         self.library = library
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
+        self.first_backoff = first_backoff
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
+        # True while backing off from a library that cannot be reached.
+        self.waiting_for_library = False
 
     def wake(self) -> None:
         """New records are waiting."""
@@ -95,7 +102,7 @@ class Recorder:
         return True
 
     async def _run(self) -> None:
-        backoff = FIRST_BACKOFF
+        backoff = self.first_backoff
         while True:
             self._wake.clear()
             try:
@@ -104,7 +111,11 @@ class Recorder:
                 log.warning(
                     "recorder.library_unavailable", error=error.message, retry_in=round(backoff, 2)
                 )
-                await self._sleep(backoff * random.uniform(0.8, 1.0))
+                self.waiting_for_library = True
+                try:
+                    await self._sleep(backoff * random.uniform(0.8, 1.0))
+                finally:
+                    self.waiting_for_library = False
                 backoff = min(self.max_backoff, backoff * 2)
                 continue
             except Exception:  # keep delivering whatever happened once
@@ -112,7 +123,7 @@ class Recorder:
                 await self._sleep(backoff)
                 backoff = min(self.max_backoff, backoff * 2)
                 continue
-            backoff = FIRST_BACKOFF
+            backoff = self.first_backoff
             if sent < self.batch_size:
                 self._idle.set()
                 await self._wake.wait()
@@ -122,10 +133,18 @@ class Recorder:
             self._flush.clear()
 
     async def _sleep(self, seconds: float) -> None:
-        """Back off. New records do not cut it short: they would only hammer a library
-        that is away."""
+        """Back off, until the library's channel connects again at the latest. New
+        records do not cut it short: they would only hammer a library that is away."""
         self._idle.set()
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                try:
+                    await self.library.reconnected()
+                except Exception:  # cannot watch the channel: the back-off alone, then
+                    log.warning("recorder.cannot_watch_library", exc_info=True)
+                    await asyncio.sleep(seconds)
+                    return
+                log.info("recorder.library_reachable_again")
 
     async def deliver_once(self) -> int:
         """Send one batch (up to batch_size records and batch_bytes bytes, at least one

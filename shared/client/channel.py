@@ -90,6 +90,22 @@ class BaseClient:
         self._next_check = now + self.tls_check_seconds
         return signature(self.tls.paths) != self._files
 
+    async def reconnected(self) -> None:
+        """Return once the channel is connected (READY) again after having lost its
+        connection; meanwhile keep it trying to connect. A channel that is READY when
+        called waits for the next loss and return, not for nothing: a service that
+        answers UNAVAILABLE itself (its database is away) is not "back"."""
+        self.stub  # noqa: B018  # opens the channel (or the rotated one) if need be
+        channel = self._channel
+        assert channel is not None
+        state = channel.get_state(try_to_connect=True)
+        while True:
+            await channel.wait_for_state_change(state)
+            now = channel.get_state(try_to_connect=True)
+            if now == grpc.ChannelConnectivity.READY and state != grpc.ChannelConnectivity.READY:
+                return
+            state = now
+
     async def close(self) -> None:
         channels = [*self._retired, *([self._channel] if self._channel is not None else [])]
         self._channel, self._stub, self._retired = None, None, []

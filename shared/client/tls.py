@@ -14,6 +14,9 @@ import grpc
 from shared.message_limits import MAX_RESPONSE_BYTES
 from shared.tls_files import TlsConfigError, check_certificates, check_pair, read_pem
 
+# The longest gap between reconnection attempts to a service that is away.
+RECONNECT_BACKOFF_MS = 1000
+
 CA = "HOOKSHELF_TLS_CA_FILE"
 CERT = "HOOKSHELF_TLS_CLIENT_CERT_FILE"
 KEY = "HOOKSHELF_TLS_CLIENT_KEY_FILE"
@@ -65,7 +68,12 @@ class ClientTls:
         """A channel to target: TLS when this applies to it, else plaintext."""
         # A page of executions or a plan with its content may exceed gRPC's 4 MiB default.
         options: list[tuple[str, object]] = [
-            ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)
+            ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
+            # While a service is away, try to reconnect at least every second (gRPC's
+            # default backs off to 120 s): a client waiting for it (the executor's
+            # records, `BaseClient.reconnected`) notices within a second of its return.
+            ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS // 2),
+            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
         ]
         if not self.applies_to(target):
             return grpc.aio.insecure_channel(target, options=options)

@@ -15,6 +15,7 @@ from library_service.app import start_library
 from shared.settings import Settings
 from shared.stubs import executor_pb2, library_pb2, library_pb2_grpc
 from tests.conftest import LibraryHandle
+from tests.patience import eventually
 from tests.service.executor_support import (
     POST,
     PRE,
@@ -70,6 +71,40 @@ async def test_records_wait_out_a_library_outage_and_arrive_once(
         # Sending everything again (as after a lost answer) stores nothing twice.
         again = await executor.app.library.record_executions(records)
         assert (again.recorded_count, again.duplicate_count) == (0, 2)
+        assert len(await executor.executions(run_id=run_id)) == 2
+    finally:
+        await executor.channel.close()
+        await executor.app.stop(0)
+        await library.channel.close()
+        await library.app.stop(0)
+
+
+async def test_records_reach_a_library_that_is_back_without_waiting_out_the_back_off(
+    library_settings: Settings, tmp_path: Path, short_socket_dir: Path
+) -> None:
+    library = await _library(library_settings)
+    address = library.address
+    executor = await open_executor(library, tmp_path, short_socket_dir)
+    recorder = executor.app.recorder
+    # After one failed delivery the recorder backs off for an hour: only the library's
+    # return (its channel connecting again) can end that within this test.
+    recorder.first_backoff = recorder.max_backoff = 3600.0
+    try:
+        repo = unique("repo")
+        await executor.hook(repo, unique("pre"), PRE)
+        await executor.hook(repo, unique("post"), POST, custom_run_on=library_pb2.RUN_ON_ALWAYS)
+        run_id = (await executor.begin(repo))[0].run_id
+        await executor.delivered()
+
+        await library.channel.close()
+        await library.app.stop(0)
+        await executor.end(run_id, SUCCESS)
+        await eventually(lambda: recorder.waiting_for_library, "the recorder backing off")
+        assert await executor.app.journal.count_pending() == 1
+
+        library = await _library(library_settings.model_copy(update={"library_listen": address}))
+        executor.library = library
+        await executor.delivered()
         assert len(await executor.executions(run_id=run_id)) == 2
     finally:
         await executor.channel.close()

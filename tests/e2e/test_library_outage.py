@@ -12,10 +12,13 @@ SIGKILLed before a backup, `hookshelf backup` as an operator runs it.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +94,11 @@ def _restart_library(stack: Stack) -> None:
     )
 
 
+def _json_events(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
 def _executions(stack: Stack, repository: str) -> list[pb.Execution]:
     async def listed() -> list[pb.Execution]:
         async with LibraryClient(stack.env["HOOKSHELF_LIBRARY_TARGET"]) as library:
@@ -121,19 +129,35 @@ def test_a_backup_runs_the_kept_plans_while_the_library_is_down_and_is_recorded_
     assert warnings[0].startswith("hookshelf: warning: the library is unreachable (library at ")
     assert "running the plans kept from the library" in warnings[0]
 
+    # What an orchestrator sees on the streams: a warning first, summaries that say CACHED.
+    begun = _json_events(stack.cli("run", "--hook", "pre", "-r", repository, "--json"))
+    assert begun[0]["warning"]["reason"] == "PLAN_FROM_KEPT_COPY"
+    assert begun[-1]["summary"]["plan_source"] == "PLAN_SOURCE_CACHED"
+    assert "plan_resolve_time" in begun[-1]["summary"]
+    run_id = begun[-1]["run_id"]
+    ended = _json_events(
+        stack.cli("run", "--hook", "post", "-r", repository, "--run", run_id, "--json")
+    )
+    assert ended[-1]["summary"]["plan_source"] == "PLAN_SOURCE_CACHED"
+
     _restart_library(stack)
     records = eventually_sync(
-        lambda: (found := _executions(stack, repository)) and len(found) >= 4 and found,
-        "the four records of both backups in the library",
+        lambda: (found := _executions(stack, repository)) and len(found) >= 6 and found,
+        "the six records of the three runs in the library",
     )
-    assert len(records) == 4, records
-    assert len({record.execution_id for record in records}) == 4
+    assert len(records) == 6, records
+    assert len({record.execution_id for record in records}) == 6
     by_source: dict[int, list[pb.Execution]] = {}
     for record in records:
         by_source.setdefault(record.plan_source, []).append(record)
     assert sorted(by_source) == [pb.PLAN_SOURCE_LIBRARY, pb.PLAN_SOURCE_CACHED]
     library_runs, cached_runs = by_source[pb.PLAN_SOURCE_LIBRARY], by_source[pb.PLAN_SOURCE_CACHED]
-    assert sorted(r.script_name.rsplit("-", 1)[1] for r in cached_runs) == ["post", "pre"]
+    assert sorted(r.script_name.rsplit("-", 1)[1] for r in cached_runs) == [
+        "post",
+        "post",
+        "pre",
+        "pre",
+    ]
     # The kept plan is the one the first backup resolved: same moment as its records'.
     (resolved,) = {r.plan_resolve_time.ToNanoseconds() for r in library_runs + cached_runs}
     assert resolved / 1e9 <= resolved_before

@@ -1,4 +1,4 @@
-"""Secret values of a kept post plan are sealed in the journal with the executor's journal
+"""Secret values of a kept post plan (and of the kept plans) are sealed in the journal with the executor's journal
 key, come back as they were, and a journal sealed with a key the executor lacks stops it
 with a clear error instead of running a hook with a wrong value."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from executor_service.journal import Journal, JournalKeyMissing, RunRecord
+from executor_service.journal import Journal, JournalKeyMissing, KeptPlan, RunRecord
 from shared.stubs import library_pb2
 
 
@@ -77,3 +77,22 @@ async def test_a_malformed_key_is_refused_before_the_state_dir_is_taken(tmp_path
     with pytest.raises(JournalKeyMissing, match="not a Fernet key"):
         await Journal.open(tmp_path, journal_key="not-a-key")
     await (await Journal.open(tmp_path)).close()  # nothing was left locked
+
+
+async def test_a_kept_plan_is_sealed_like_a_post_plan(tmp_path: Path) -> None:
+    key, secret = Fernet.generate_key().decode(), "kept-s3cret-9876"
+    journal = await Journal.open(tmp_path, journal_key=key)
+    try:
+        kept = KeptPlan("repo", library_pb2.HOOK_TYPE_PRE_BACKUP, _plan(secret), 1700000000.0)
+        await journal.create_run(RunRecord(run_id="r1", repository_id="repo"), keep=[kept])
+    finally:
+        await journal.close()
+    assert secret.encode() not in _journal_bytes(tmp_path)
+    journal = await Journal.open(tmp_path, journal_key=key)
+    try:
+        found = await journal.kept_plans("repo")
+    finally:
+        await journal.close()
+    (plan,) = found.values()
+    assert plan.resolved_at == 1700000000.0
+    assert dict(plan.steps[0].parameter_values) == {"API_TOKEN": secret, "PLAIN": "visible"}

@@ -238,7 +238,7 @@ async def test_a_cold_cache_is_filled_from_the_plans_without_a_fetch(executor, m
     repo = unique("repo")
     await executor.hook(repo, unique("pre"), PRE)
     await executor.hook(repo, unique("post"), POST, custom_run_on=library_pb2.RUN_ON_ALWAYS)
-    cache = executor.app.runs.cache
+    cache = executor.app.runs.plans.cache
     fetched: list[str] = []
     fetch = cache._fetch
 

@@ -32,6 +32,7 @@ from executor_service.runs.backup_runs import BackupRuns
 from executor_service.runs.inline_hooks import InlineHooks
 from executor_service.runs.plans import PlanResolver
 from executor_service.runs.promises import LEASE_CHECK_INTERVAL, Promises
+from executor_service.runs.retention import PRUNE_INTERVAL, JournalRetention
 from executor_service.runs.script_tests import ScriptTests
 from executor_service.runs.windows import Windows
 from executor_service.tasks import TaskKeeper
@@ -63,6 +64,7 @@ class ExecutorOptions:
 
     clock: Clock = field(default_factory=Clock)
     lease_check_interval: float = LEASE_CHECK_INTERVAL
+    prune_interval: float = PRUNE_INTERVAL
     recorder_max_backoff: float = MAX_BACKOFF
 
 
@@ -81,6 +83,8 @@ class ExecutorApp:
     tasks: TaskKeeper
     clock: Clock
     watcher: asyncio.Task[None]
+    retention: JournalRetention
+    pruner: asyncio.Task[None]
     _stopped: bool = False
 
     @property
@@ -101,9 +105,10 @@ class ExecutorApp:
             self.lifecycle.kill_all()
             await self.tasks.wait(KILL_ALLOWANCE)
         await server_stopped
-        self.watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.watcher
+        for background in (self.watcher, self.pruner):
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
         await self.tasks.cancel_all()
         await self.recorder.drained(FINAL_DELIVERY_SECONDS)
         await self.recorder.stop()
@@ -178,6 +183,7 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
             lifecycle=lifecycle,
             tasks=tasks,
             admission=Admission(settings.executor_max_concurrent_runs),
+            retention_seconds=settings.executor_journal_retention_seconds,
         )
         tests = ScriptTests(
             library=library,
@@ -215,6 +221,10 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
     watcher = asyncio.create_task(
         promises.watch_leases(options.lease_check_interval), name="lease watcher"
     )
+    retention = JournalRetention(
+        journal, options.clock, retention_seconds=settings.executor_journal_retention_seconds
+    )
+    pruner = asyncio.create_task(retention.watch(options.prune_interval), name="journal pruner")
     log.info(
         "executor.started",
         address=running.address,
@@ -233,6 +243,8 @@ async def start_executor(settings: Settings, options: ExecutorOptions | None = N
         tasks=tasks,
         clock=options.clock,
         watcher=watcher,
+        retention=retention,
+        pruner=pruner,
     )
 
 

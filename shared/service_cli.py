@@ -84,6 +84,7 @@ EXECUTOR = Service(
         "executor_state_dir",
         "executor_max_concurrent_runs",
         "executor_plan_max_age_seconds",
+        "executor_journal_retention_seconds",
         "executor_journal_key",
         *_SERVER_TLS,
         "library_target",

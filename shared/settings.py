@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         description="While the library is unreachable, backups run the plans kept from the "
         "last backup that reached it, if resolved at most this long ago; 0: never.",
     )
+    executor_journal_retention_seconds: int = Field(
+        default=7 * 86_400,
+        ge=0,
+        description="Ended runs whose records reached the library are deleted from the "
+        "journal this long after they ended; 0: as soon as their records are delivered.",
+    )
     executor_journal_key: str = Field(
         default="",
         description="Fernet key sealing secret values in the executor's journal from hooks; "

@@ -26,6 +26,10 @@ what the promise rests on: such a commit is on disk when it returns, because the
   hook type, kept with the run that resolved them, for backups while the library is
   unreachable.
 
+Retention (retention.py) deletes ended runs whose records are delivered once they are
+older than a setting, and gives the space back; space.py keeps room for the post chains
+of open runs (new runs are refused first, a reserve file is spent last).
+
 The layout has a version (``PRAGMA user_version``, `SCHEMA_VERSION`); opening a journal
 brings an older one up to it in one transaction before anything else runs, and refuses one
 written by a newer executor (`JournalTooNew`): see schema.py.
@@ -45,6 +49,7 @@ from executor_service.journal.connection import StateDirInUse
 from executor_service.journal.kept_plans import KeptPlan, KeptPlans
 from executor_service.journal.meta import Meta
 from executor_service.journal.outbox import Outbox
+from executor_service.journal.retention import Retention
 from executor_service.journal.rows import (
     KIND_BACKUP,
     KIND_INLINE,
@@ -79,7 +84,7 @@ __all__ = [
 ]
 
 
-class Journal(Meta, Runs, KeptPlans, WindowHolders, Steps, Outbox):
+class Journal(Meta, Runs, KeptPlans, WindowHolders, Steps, Outbox, Retention):
     """Async access to the journal: `Journal.open` a state dir, use it, `close` it.
 
     Open: `Journal.open` (connection.py). Tables: `executor_id` (meta); `create_run`,
@@ -87,5 +92,6 @@ class Journal(Meta, Runs, KeptPlans, WindowHolders, Steps, Outbox):
     `expired_runs` (runs); `holders`, `set_holder`, `remove_holders` (window holders);
     `step_started`, `step_finished`, `commit_step_result`, `steps_of`, `done_steps`,
     `unfinished_steps` (steps); `pending_records`, `count_pending`, `mark_delivered`,
-    `mark_rejected` (outbox); `kept_plans` (kept plans); `synced` (syncing).
+    `mark_rejected` (outbox); `kept_plans` (kept plans); `prune_ended_runs`,
+    `give_back_space` (retention); `synced` (syncing); `space` (room in the state dir).
     """

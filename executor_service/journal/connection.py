@@ -20,9 +20,12 @@ from typing import Any, Self, TypeVar
 
 from executor_service.journal.schema import migrate, refuse_newer
 from executor_service.journal.sealing import Sealer
+from executor_service.journal.space import StateDirFull, StateDirSpace
 
 _T = TypeVar("_T")
 AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, for synced commits
+AUTO_VACUUM_INCREMENTAL = 2
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 class StateDirInUse(RuntimeError):
@@ -56,10 +59,20 @@ def connect(path: Path) -> sqlite3.Connection:
         # rows and indexes, appended whole to the log and synced; 1 KiB pages write
         # 7.6 KiB per step instead of 28 KiB (measured).
         db.execute("PRAGMA page_size=1024")
+        # Pages freed by retention (retention.py) go back to the file system
+        # (`PRAGMA incremental_vacuum`); for a new journal this takes effect with its first
+        # table, an older one is converted once below.
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         db.execute("PRAGMA journal_mode=WAL")
+        # The log is cut back to this after a checkpoint instead of keeping its largest size.
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         migrate(db, path)  # synced: FULL
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != AUTO_VACUUM_INCREMENTAL:
+            # A journal made before retention: VACUUM rewrites it once with the setting
+            # (seconds for a large one, at start, before anything uses it).
+            db.execute("VACUUM")
         # Unsynced is the connection's default: most commits (a step's started row and
         # result) are; a synced transaction switches for its own commit.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -98,6 +111,7 @@ class Connection:
         self._lock = threading.Lock()  # whoever uses the connection holds it
         self._lock_fd = lock_fd
         self._path = path
+        self.space = StateDirSpace(path.parent)
 
     @classmethod
     async def open(cls, state_dir: Path, *, journal_key: str = "") -> Self:
@@ -117,7 +131,9 @@ class Connection:
             thread.shutdown(wait=False)
             os.close(lock_fd)
             raise
-        return cls(db, thread, lock_fd, path, sealer)
+        connection = cls(db, thread, lock_fd, path, sealer)
+        await asyncio.to_thread(connection.space.ensure_reserve)
+        return connection
 
     async def close(self) -> None:
         await self._call(self._db.close)
@@ -143,16 +159,26 @@ class Connection:
         return await self._call(lambda: self._db.execute(sql, parameters).fetchall(), inline=True)
 
     async def _transact(
-        self, body: Callable[[sqlite3.Connection], _T], *, synced: bool = True
+        self,
+        body: Callable[[sqlite3.Connection], _T],
+        *,
+        synced: bool = True,
+        background: bool = False,
     ) -> _T:
         """Run ``body`` in one transaction, in one hop. ``synced=False`` skips the fsync of
         this commit: it survives the executor being killed (the WAL is in the OS's cache)
         and is synced with the next synced commit, but not a power cut in between. Such a
         commit never checkpoints either (that would fsync), so it may run inline; the next
-        synced one does."""
+        synced one does, and so does ``background`` work (retention), which never holds up
+        the event loop.
+
+        A commit the full disk refuses (SQLITE_FULL) spends the state dir's reserve and is
+        tried once more (space.py): an open run's post chain still gets written. With no
+        reserve left it is StateDirFull (RESOURCE_EXHAUSTED), never a broken journal:
+        SQLite rolls the transaction back whole."""
         db = self._db
 
-        def transaction() -> _T:
+        def attempt() -> _T:
             if synced:
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
@@ -170,4 +196,33 @@ class Connection:
                     db.execute("PRAGMA wal_autocheckpoint=0")
                     db.execute("PRAGMA synchronous=NORMAL")
 
-        return await self._call(transaction, inline=not synced)
+        def transaction() -> _T:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                    raise
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if not self.space.release_reserve():
+                    raise StateDirFull(
+                        f"the executor's state dir {self._path.parent} is full and its "
+                        "reserve is spent: the journal cannot take this change (nothing of "
+                        "it was written); free space on its volume",
+                        metadata={"state_dir": str(self._path.parent)},
+                    ) from error
+            try:
+                return attempt()
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                    raise
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StateDirFull(
+                    f"the executor's state dir {self._path.parent} is full even after its "
+                    "reserve was released: the journal cannot take this change (nothing of "
+                    "it was written); free space on its volume",
+                    metadata={"state_dir": str(self._path.parent)},
+                ) from error
+
+        return await self._call(transaction, inline=not synced and not background)

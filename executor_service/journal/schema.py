@@ -134,9 +134,21 @@ def _to_version_2(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+# Version 3 (issue 17): retention finds ended runs by when they ended.
+_VERSION_3 = f"""
+CREATE INDEX runs_ended ON runs (ended_at) WHERE state = {executor_pb2.RUN_STATE_ENDED};
+"""
+
+
+def _to_version_3(db: sqlite3.Connection) -> None:
+    for statement in _statements(_VERSION_3):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _to_version_1,
     _to_version_2,
+    _to_version_3,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from executor_service.runs.checks import (
 )
 from executor_service.runs.plans import PLAN_FROM_KEPT_COPY, PlanResolver, Plans
 from executor_service.runs.promises import AWAITING_END, ENDED, POST_RUNNING, PRE_RUNNING, Promises
+from executor_service.runs.retention import DEFAULT_RETENTION_SECONDS
 from executor_service.tasks import TaskKeeper
 from shared.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from shared.hook_policy import MAX_ID_LENGTH
@@ -97,8 +99,10 @@ class BackupRuns:
         lifecycle: Lifecycle,
         tasks: TaskKeeper,
         admission: Admission,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self.journal = journal
+        self.retention_seconds = retention_seconds  # named when a run is not found
         self.plans = plans
         self.chains = chains
         self.promises = promises
@@ -155,6 +159,9 @@ class BackupRuns:
         """
         lease, variables = self.check_begin(request)
         await self._refuse_open_run(request.repository_id)
+        # Before anything is asked of the library or started: a run whose journal rows
+        # cannot be written must not begin (journal/space.py).
+        await asyncio.to_thread(self.journal.space.check_room)
         slot = self.admission.admit()
         try:
             if plans is None:
@@ -432,6 +439,10 @@ class BackupRuns:
         run = await self.journal.get_run(run_id)
         if run is None:
             raise NotFound(
-                f"no run {run_id!r} in this executor's journal", metadata={"run_id": run_id}
+                f"no run {run_id!r} in this executor's journal: it never ran here, or it "
+                "ended and was pruned after the retention "
+                f"(HOOKSHELF_EXECUTOR_JOURNAL_RETENTION_SECONDS={self.retention_seconds}); "
+                "its steps are in the library's history",
+                metadata={"run_id": run_id},
             )
         return run

@@ -96,8 +96,11 @@ async def test_an_unversioned_journal_is_upgraded_keeping_every_row(tmp_path: Pa
 
     assert _user_version(path) == SCHEMA_VERSION
     after = _contents(path)
-    # Version 2 added a table, and two columns at the end of runs (no plan source known).
-    assert after["schema"] == sorted([*before["schema"], ("table", "kept_plans", "kept_plans")])
+    # Version 2 added a table, and two columns at the end of runs (no plan source known);
+    # version 3 an index.
+    assert after["schema"] == sorted(
+        [*before["schema"], ("table", "kept_plans", "kept_plans"), ("index", "runs_ended", "runs")]
+    )
     assert after["runs"] == [(*row, 0, None) for row in before["runs"]]
     for table in TABLES:
         if table != "runs":
